@@ -1,0 +1,47 @@
+"""Progress reporting shared by the CLI (tqdm) and ComfyUI (ProgressBar).
+
+Long library functions take ``progress: Progress | None``. The callback receives
+``(done, total)``; it may raise to cancel (ComfyUI's ProgressBar raises on "Cancel"),
+so library code must call it inside its loops and clean up in ``finally`` blocks.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, Iterable, Iterator, TypeVar
+
+Progress = Callable[[int, int], None]
+T = TypeVar("T")
+
+
+def track(items: Iterable[T], total: int, progress: Progress | None) -> Iterator[T]:
+    """Yield ``items`` and report each one done; report 0 first so cancel is checked early."""
+    if progress is not None:
+        progress(0, total)
+    for i, item in enumerate(items):
+        yield item
+        if progress is not None:
+            progress(i + 1, total)
+
+
+def tqdm_progress(desc: str, *, disable: bool | None = None) -> Progress:
+    """A :data:`Progress` that draws a tqdm bar on stderr (hidden when not a terminal)."""
+    from tqdm import tqdm
+
+    state: dict[str, tqdm] = {}
+    if disable is None:
+        disable = not sys.stderr.isatty()
+
+    def update(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None or bar.total != total:
+            if bar is not None:
+                bar.close()
+            bar = state["bar"] = tqdm(total=total, desc=desc, disable=disable, leave=False)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+            state.pop("bar", None)
+
+    return update
