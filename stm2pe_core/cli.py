@@ -20,7 +20,9 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stm2pe_core", description="STM2PE Dance: music + photo -> dance video")
+    parser = argparse.ArgumentParser(
+        prog="python -m stm2pe_core", description="STM2PE Dance: music + photo -> dance video"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

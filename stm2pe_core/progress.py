@@ -8,7 +8,8 @@ so library code must call it inside its loops and clean up in ``finally`` blocks
 from __future__ import annotations
 
 import sys
-from typing import Callable, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 Progress = Callable[[int, int], None]
 T = TypeVar("T")

@@ -8,8 +8,9 @@ with weights that fall off towards each window's inner edges so that neighbours 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence, TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -36,8 +37,9 @@ def plan_windows(total: int, size: int, overlap: int) -> list[Window]:
     """Windows of ``size`` frames covering ``[0, total)``; consecutive ones share >= ``overlap``.
 
     Windows never wrap around (unlike CHAMP's closed loop) and are all full length when
-    ``total >= size``; the last one is aligned to the end, so it may overlap its neighbour
-    by more than ``overlap``. ``total <= size`` gives one window of ``total`` frames.
+    ``total >= size``: the fewest windows that fit are spread evenly from the first frame to
+    the last, so overlaps are ``overlap`` or slightly more, never a sliver.
+    ``total <= size`` gives one window of ``total`` frames.
     """
     if total < 0 or size < 1:
         raise ValueError(f"plan_windows needs total >= 0 and size >= 1, got {total}, {size}")
@@ -48,10 +50,9 @@ def plan_windows(total: int, size: int, overlap: int) -> list[Window]:
     if total <= size:
         return [Window(0, total)]
     stride = size - overlap
-    starts = list(range(0, total - size + 1, stride))
-    if starts[-1] + size < total:
-        starts.append(total - size)
-    return [Window(s, s + size) for s in starts]
+    count = -(-(total - overlap) // stride)  # fewest windows that keep every overlap >= overlap
+    starts = np.round(np.linspace(0, total - size, count)).astype(int)
+    return [Window(int(s), int(s) + size) for s in starts]
 
 
 def window_weights(windows: Sequence[Window], total: int, mode: Fuse = "linear") -> list[np.ndarray]:
@@ -85,7 +86,9 @@ def window_weights(windows: Sequence[Window], total: int, mode: Fuse = "linear")
     return [(wt / norm[w.slice()]).astype(np.float32) for w, wt in zip(windows, raw)]
 
 
-def fuse_windows(windows: Sequence[Window], outputs: Sequence[A], total: int, mode: Fuse = "linear", axis: int = 0) -> A:
+def fuse_windows(
+    windows: Sequence[Window], outputs: Sequence[A], total: int, mode: Fuse = "linear", axis: int = 0
+) -> A:
     """Blend per-window outputs (numpy arrays or torch tensors, frames on ``axis``) into one."""
     weights = window_weights(windows, total, mode)
     first = outputs[0]

@@ -27,7 +27,7 @@ class ModelTree:
     root: Path | None
 
     @classmethod
-    def default(cls) -> "ModelTree":
+    def default(cls) -> ModelTree:
         env = os.environ.get("STM2PE_MODELS")
         return cls(Path(env) if env else None)
 
