@@ -1,0 +1,239 @@
+"""Music features -> M2PEnc outputs for a whole song: Motion, keypoint heatmaps, PoseGuidance.
+
+Songs are longer than the window M2PEnc was trained on, so the network runs over overlapping
+windows from :func:`stm2pe_core.windows.plan_windows` and the per-window outputs are fused
+with :func:`stm2pe_core.windows.fuse_windows` (linear cross-fades). How each output fuses:
+
+- rotations: each window's 6D output is first made a proper rotation (Gram-Schmidt), the 6D
+  values are cross-faded and the result is re-orthonormalised, so the fused pose at a join is
+  a rotation between the two windows' poses and there is no jump;
+- root: horizontal velocity and height are cross-faded, then the velocity is integrated over
+  the whole song (the path is continuous by construction);
+- betas: the windows' shapes are averaged (one body per song);
+- heatmaps / guidance: cross-faded as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from .body.rotations import matrix_to_axis_angle, matrix_to_rot6d, rot6d_to_matrix
+from .errors import InputError, MissingModelError
+from .models.m2penc import M2PEnc, root_to_trans
+from .progress import Progress
+from .types import Motion, MusicFeatures, PoseGuidance
+from .weights.paths import ASSETS
+from .windows import fuse_windows, plan_windows
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS = ASSETS / "m2penc_default.safetensors"
+DEFAULT_NAME = "default (bundled)"
+
+_cache: dict[tuple[str, float, str], M2PEnc] = {}
+_cache_lock = threading.Lock()
+
+
+def resolve_weights(weights: str | Path | None) -> Path:
+    """``None`` / ``"default (bundled)"`` -> the bundled file; otherwise the path itself."""
+    if weights is None or str(weights) in (DEFAULT_NAME, "default", ""):
+        if not DEFAULT_WEIGHTS.is_file():
+            raise MissingModelError(
+                f"The bundled M2PEnc ({DEFAULT_WEIGHTS}) is missing from this install. Reinstall the pack "
+                "or train one: `python -m training train --config training/configs/stage1_default.yaml`."
+            )
+        return DEFAULT_WEIGHTS
+    p = Path(weights)
+    if not p.is_file():
+        raise MissingModelError(f"M2PEnc weights {p} not found. Put the .safetensors file in models/stm2pe or choose '{DEFAULT_NAME}'.")
+    return p
+
+
+def load_m2penc(weights: str | Path | None = None, device: str | torch.device = "cpu") -> M2PEnc:
+    """Load (and cache by path + mtime) an M2PEnc; ``None`` gives the bundled default."""
+    path = resolve_weights(weights)
+    key = (str(path.resolve()), path.stat().st_mtime, str(device))
+    with _cache_lock:
+        model = _cache.get(key)
+        if model is None:
+            model = M2PEnc.from_pretrained(path, device=device)
+            _cache.clear()  # one model at a time: they are small, but stale ones pile up
+            _cache[key] = model
+    return model
+
+
+def check_features(features: MusicFeatures, model: M2PEnc) -> np.ndarray:
+    """The (N, D) float32 array after checking kind, width and frame rate against the model."""
+    cfg = model.config
+    feats = np.asarray(features.features, dtype=np.float32)
+    if feats.ndim != 2 or feats.shape[0] == 0:
+        raise InputError(f"music features must be a non-empty (N, D) array, got shape {feats.shape}")
+    if feats.shape[1] != cfg.in_dim or (cfg.feature_kind and features.kind != cfg.feature_kind):
+        raise InputError(
+            f"this M2PEnc was trained on {cfg.in_dim}-d '{cfg.feature_kind}' features but got "
+            f"{feats.shape[1]}-d '{features.kind}' features. Use the matching feature extractor "
+            "(librosa with beat channel for the bundled default) or weights trained on these features."
+        )
+    if abs(float(features.fps) - float(cfg.fps)) > 1e-3:
+        raise InputError(f"features are at {features.fps} fps but this M2PEnc runs at {cfg.fps} fps; extract features at {cfg.fps} fps.")
+    if not np.all(np.isfinite(feats)):
+        raise InputError("music features contain NaN or infinite values; re-extract them from the audio file.")
+    return feats
+
+
+@torch.inference_mode()
+def run_windows(
+    model: M2PEnc,
+    feats: np.ndarray,
+    heads: Iterable[str],
+    progress: Progress | None = None,
+    frames: slice | None = None,
+    batch: int = 8,
+) -> dict[str, np.ndarray]:
+    """Run ``heads`` over overlapping windows and fuse them over the song (or ``frames`` of it).
+
+    Returns numpy arrays: ``rot6d`` (N,24,6) orthonormalised, ``root`` (N,3), ``betas`` (10,),
+    ``heatmap`` (N,C,64,64), ``guidance`` (N,320,64,64) for the heads asked for.
+    """
+    heads = tuple(heads)
+    cfg = model.config
+    total = feats.shape[0]
+    start, stop = (0, total) if frames is None else (frames.start or 0, total if frames.stop is None else min(frames.stop, total))
+    if not 0 <= start < stop:
+        raise InputError(f"frame range {start}:{stop} is outside the song's {total} frames")
+    # windows over the whole song (so a segment's results equal the whole song's), then keep
+    # only those that touch [start, stop)
+    windows = plan_windows(total, cfg.window, cfg.window_overlap)
+    param = next(model.parameters())
+    outs: dict[str, list] = {}
+    todo = [w for w in windows if w.stop > start and w.start < stop]
+    done = 0
+    if progress is not None:
+        progress(0, len(todo))
+    for i in range(0, len(todo), batch):
+        chunk = todo[i : i + batch]
+        lengths = {w.length for w in chunk}
+        groups = [chunk] if len(lengths) == 1 else [[w] for w in chunk]
+        for group in groups:
+            x = torch.from_numpy(np.stack([feats[w.slice()] for w in group])).to(param.device, param.dtype)
+            res = model(x, heads=heads)
+            for j in range(len(group)):
+                for k, v in res.items():
+                    outs.setdefault(k, []).append(v[j].float().cpu())
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(todo))
+    fused: dict[str, np.ndarray] = {}
+    for k, vals in outs.items():
+        if k == "betas":
+            lens = torch.tensor([w.length for w in todo], dtype=torch.float32)
+            fused[k] = ((torch.stack(vals) * lens[:, None]).sum(0) / lens.sum()).numpy()
+            continue
+        if k == "rot6d":
+            vals = [matrix_to_rot6d(rot6d_to_matrix(v)) for v in vals]
+        # fuse over the windows that touch the range; weights come from the whole-song plan
+        # so a frame's value does not depend on which range was asked for
+        full = _fuse_subset(windows, todo, vals, total)
+        v = full[start:stop]
+        if k == "rot6d":
+            v = matrix_to_rot6d(rot6d_to_matrix(v))
+        fused[k] = v.numpy()
+    return fused
+
+
+def _fuse_subset(windows, todo, vals, total: int) -> torch.Tensor:
+    """fuse_windows over the whole plan with zeros for windows outside the requested range."""
+    index = {(w.start, w.stop): i for i, w in enumerate(todo)}
+    like = vals[0]
+    full_outs = [vals[index[(w.start, w.stop)]] if (w.start, w.stop) in index else torch.zeros((w.length, *like.shape[1:]), dtype=like.dtype) for w in windows]
+    return fuse_windows(windows, full_outs, total, mode="linear", axis=0)
+
+
+def outputs_to_motion(rot6d: np.ndarray, root: np.ndarray, betas: np.ndarray, fps: float, source: str = "m2penc") -> Motion:
+    """Fused network outputs -> :class:`Motion` (axis-angle poses, integrated translation)."""
+    poses = matrix_to_axis_angle(rot6d_to_matrix(np.asarray(rot6d, dtype=np.float64))).astype(np.float32)
+    trans = root_to_trans(torch.from_numpy(np.asarray(root, dtype=np.float32))).numpy()
+    return Motion(poses=poses, trans=trans, betas=np.asarray(betas, dtype=np.float32).reshape(-1)[:10], fps=float(fps), source=source)
+
+
+def music_to_motion(features: MusicFeatures, model: M2PEnc | None = None, progress: Progress | None = None) -> Motion:
+    """The SMPL dance M2PEnc makes for ``features`` (whole song, windows fused)."""
+    model = model if model is not None else load_m2penc()
+    if "smpl" not in model.config.heads:
+        raise InputError("these M2PEnc weights have no SMPL head; choose weights trained with one (e.g. the bundled default).")
+    feats = check_features(features, model)
+    out = run_windows(model, feats, ("smpl",), progress)
+    return outputs_to_motion(out["rot6d"], out["root"], out["betas"], features.fps, source=f"m2penc:{features.source_hash[:12]}")
+
+
+def music_to_heatmaps(features: MusicFeatures, model: M2PEnc | None = None, progress: Progress | None = None, frames: slice | None = None) -> np.ndarray:
+    """(N, C_heat, 64, 64) keypoint heatmaps (values roughly in [0, 1])."""
+    model = model if model is not None else load_m2penc()
+    if "heatmap" not in model.config.heads:
+        raise InputError("these M2PEnc weights have no heatmap head.")
+    feats = check_features(features, model)
+    return run_windows(model, feats, ("heatmap",), progress, frames)["heatmap"]
+
+
+def has_trained_guidance(model: M2PEnc) -> bool:
+    return "guidance" in model.config.heads and "guidance" in model.config.trained_heads
+
+
+def music_to_guidance(
+    features: MusicFeatures,
+    model: M2PEnc | None = None,
+    progress: Progress | None = None,
+    frames: slice | None = None,
+    allow_untrained: bool = False,
+) -> PoseGuidance:
+    """PoseGuidance (N, 320, 64, 64) for the song or for ``frames`` of it (one segment).
+
+    Raises when the weights' guidance head was never trained (the bundled default: it needs
+    CHAMP's guidance encoders for targets) unless ``allow_untrained``.
+    """
+    model = model if model is not None else load_m2penc()
+    if not has_trained_guidance(model) and not allow_untrained:
+        raise MissingModelError(
+            "these M2PEnc weights have no trained pose-guidance head (the bundled default ships without "
+            "one: training it needs CHAMP's guidance encoders). Use the SMPL path instead (MOTION -> Render "
+            "SMPL Guidance -> Guidance Encoder), or train with guidance targets: see README 'Training'."
+        )
+    feats = check_features(features, model)
+    g = run_windows(model, feats, ("guidance",), progress, frames)["guidance"]
+    return PoseGuidance(features=torch.from_numpy(g), fps=features.fps, origin="m2penc")
+
+
+def heatmap_peaks(heatmaps: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """(N, K, h, w) heatmaps -> (N, K, 3) keypoints: x, y (pixels of ``size`` = (H, W)), peak value."""
+    hm = np.asarray(heatmaps, dtype=np.float32)
+    n, k, h, w = hm.shape
+    flat = hm.reshape(n, k, h * w)
+    idx = flat.argmax(-1)
+    conf = np.take_along_axis(flat, idx[..., None], -1)[..., 0]
+    ys, xs = np.divmod(idx, w)
+    H, W = size or (h, w)
+    x = (xs.astype(np.float32) + 0.5) * (W / w)
+    y = (ys.astype(np.float32) + 0.5) * (H / h)
+    return np.stack([x, y, np.clip(conf, 0.0, 1.0)], axis=-1)
+
+
+__all__ = [
+    "DEFAULT_NAME",
+    "DEFAULT_WEIGHTS",
+    "check_features",
+    "has_trained_guidance",
+    "heatmap_peaks",
+    "load_m2penc",
+    "music_to_guidance",
+    "music_to_heatmaps",
+    "music_to_motion",
+    "outputs_to_motion",
+    "resolve_weights",
+    "run_windows",
+]
