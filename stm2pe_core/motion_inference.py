@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -51,7 +51,9 @@ def resolve_weights(weights: str | Path | None) -> Path:
         return DEFAULT_WEIGHTS
     p = Path(weights)
     if not p.is_file():
-        raise MissingModelError(f"M2PEnc weights {p} not found. Put the .safetensors file in models/stm2pe or choose '{DEFAULT_NAME}'.")
+        raise MissingModelError(
+            f"M2PEnc weights {p} not found. Put the .safetensors file in models/stm2pe or choose '{DEFAULT_NAME}'."
+        )
     return p
 
 
@@ -81,7 +83,9 @@ def check_features(features: MusicFeatures, model: M2PEnc) -> np.ndarray:
             "(librosa with beat channel for the bundled default) or weights trained on these features."
         )
     if abs(float(features.fps) - float(cfg.fps)) > 1e-3:
-        raise InputError(f"features are at {features.fps} fps but this M2PEnc runs at {cfg.fps} fps; extract features at {cfg.fps} fps.")
+        raise InputError(
+            f"features are at {features.fps} fps but this M2PEnc runs at {cfg.fps} fps; extract features at {cfg.fps} fps."
+        )
     if not np.all(np.isfinite(feats)):
         raise InputError("music features contain NaN or infinite values; re-extract them from the audio file.")
     return feats
@@ -104,7 +108,9 @@ def run_windows(
     heads = tuple(heads)
     cfg = model.config
     total = feats.shape[0]
-    start, stop = (0, total) if frames is None else (frames.start or 0, total if frames.stop is None else min(frames.stop, total))
+    start, stop = (
+        (0, total) if frames is None else (frames.start or 0, total if frames.stop is None else min(frames.stop, total))
+    )
     if not 0 <= start < stop:
         raise InputError(f"frame range {start}:{stop} is outside the song's {total} frames")
     # windows over the whole song (so a segment's results equal the whole song's), then keep
@@ -151,28 +157,47 @@ def _fuse_subset(windows, todo, vals, total: int) -> torch.Tensor:
     """fuse_windows over the whole plan with zeros for windows outside the requested range."""
     index = {(w.start, w.stop): i for i, w in enumerate(todo)}
     like = vals[0]
-    full_outs = [vals[index[(w.start, w.stop)]] if (w.start, w.stop) in index else torch.zeros((w.length, *like.shape[1:]), dtype=like.dtype) for w in windows]
+    full_outs = [
+        vals[index[(w.start, w.stop)]]
+        if (w.start, w.stop) in index
+        else torch.zeros((w.length, *like.shape[1:]), dtype=like.dtype)
+        for w in windows
+    ]
     return fuse_windows(windows, full_outs, total, mode="linear", axis=0)
 
 
-def outputs_to_motion(rot6d: np.ndarray, root: np.ndarray, betas: np.ndarray, fps: float, source: str = "m2penc") -> Motion:
+def outputs_to_motion(
+    rot6d: np.ndarray, root: np.ndarray, betas: np.ndarray, fps: float, source: str = "m2penc"
+) -> Motion:
     """Fused network outputs -> :class:`Motion` (axis-angle poses, integrated translation)."""
     poses = matrix_to_axis_angle(rot6d_to_matrix(np.asarray(rot6d, dtype=np.float64))).astype(np.float32)
     trans = root_to_trans(torch.from_numpy(np.asarray(root, dtype=np.float32))).numpy()
-    return Motion(poses=poses, trans=trans, betas=np.asarray(betas, dtype=np.float32).reshape(-1)[:10], fps=float(fps), source=source)
+    return Motion(
+        poses=poses,
+        trans=trans,
+        betas=np.asarray(betas, dtype=np.float32).reshape(-1)[:10],
+        fps=float(fps),
+        source=source,
+    )
 
 
 def music_to_motion(features: MusicFeatures, model: M2PEnc | None = None, progress: Progress | None = None) -> Motion:
     """The SMPL dance M2PEnc makes for ``features`` (whole song, windows fused)."""
     model = model if model is not None else load_m2penc()
     if "smpl" not in model.config.heads:
-        raise InputError("these M2PEnc weights have no SMPL head; choose weights trained with one (e.g. the bundled default).")
+        raise InputError(
+            "these M2PEnc weights have no SMPL head; choose weights trained with one (e.g. the bundled default)."
+        )
     feats = check_features(features, model)
     out = run_windows(model, feats, ("smpl",), progress)
-    return outputs_to_motion(out["rot6d"], out["root"], out["betas"], features.fps, source=f"m2penc:{features.source_hash[:12]}")
+    return outputs_to_motion(
+        out["rot6d"], out["root"], out["betas"], features.fps, source=f"m2penc:{features.source_hash[:12]}"
+    )
 
 
-def music_to_heatmaps(features: MusicFeatures, model: M2PEnc | None = None, progress: Progress | None = None, frames: slice | None = None) -> np.ndarray:
+def music_to_heatmaps(
+    features: MusicFeatures, model: M2PEnc | None = None, progress: Progress | None = None, frames: slice | None = None
+) -> np.ndarray:
     """(N, C_heat, 64, 64) keypoint heatmaps (values roughly in [0, 1])."""
     model = model if model is not None else load_m2penc()
     if "heatmap" not in model.config.heads:

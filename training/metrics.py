@@ -23,7 +23,8 @@ frame displacements), so :func:`pfc` resamples to EDGE's 30 fps first by default
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -36,7 +37,9 @@ BAILANDO_SMOOTH_SECONDS = 5.0 / 60.0
 FOOT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot (SMPL)
 
 
-def kinetic_envelope(joints: np.ndarray, variant: Variant = "fact", fps: float = 15.0, sigma_scale: str = "seconds") -> np.ndarray:
+def kinetic_envelope(
+    joints: np.ndarray, variant: Variant = "fact", fps: float = 15.0, sigma_scale: str = "seconds"
+) -> np.ndarray:
     """Per-frame joint displacement (N-1,): FACT sums over joints; Bailando means then smooths."""
     j = np.asarray(joints, dtype=np.float64)
     step = np.linalg.norm(j[1:] - j[:-1], axis=-1)  # (N-1, J)
@@ -59,7 +62,9 @@ def motion_beats(joints: np.ndarray, fps: float, variant: Variant = "fact", sigm
     return idx.astype(np.float64) / fps
 
 
-def beat_alignment(motion_beat_times: np.ndarray, music_beat_times: np.ndarray, variant: Variant = "fact", sigma: float = SIGMA_SECONDS) -> float:
+def beat_alignment(
+    motion_beat_times: np.ndarray, music_beat_times: np.ndarray, variant: Variant = "fact", sigma: float = SIGMA_SECONDS
+) -> float:
     """BAS from beat times (seconds); see the module docstring for the averaging direction."""
     mo = np.asarray(motion_beat_times, dtype=np.float64).reshape(-1)
     mu = np.asarray(music_beat_times, dtype=np.float64).reshape(-1)

@@ -40,9 +40,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -102,7 +103,7 @@ class M2PEncConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "M2PEncConfig":
+    def from_dict(cls, d: dict[str, Any]) -> M2PEncConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -216,7 +217,9 @@ class SMPLHead(nn.Module):
         h = cfg.smpl_hidden
         self.squeeze = nn.Conv2d(cfg.channels, squeeze, 1)
         self.inp = nn.Linear(squeeze * cfg.grid * cfg.grid, h)
-        self.temporal = nn.ModuleList([nn.Conv1d(h, h, cfg.temporal_kernel, padding=cfg.temporal_kernel // 2) for _ in range(2)])
+        self.temporal = nn.ModuleList(
+            [nn.Conv1d(h, h, cfg.temporal_kernel, padding=cfg.temporal_kernel // 2) for _ in range(2)]
+        )
         self.norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(2)])
         self.rot = nn.Linear(h, cfg.num_joints * 6)
         self.root = nn.Linear(h, 3)
@@ -247,8 +250,12 @@ class M2PEnc(nn.Module):
         self.fc = nn.Linear(cfg.in_dim, cfg.map_size * cfg.map_size)
         patch = cfg.map_size // cfg.grid
         self.patchify = nn.Conv2d(1, cfg.channels, patch, stride=patch)
-        self.convs = nn.ModuleList([InflatedConvBlock(cfg.channels, cfg.temporal_kernel, cfg.dropout) for _ in range(cfg.num_layers)])
-        self.attns = nn.ModuleList([Attention3DBlock(cfg.channels, cfg.num_heads, cfg.ff_mult, cfg.dropout) for _ in range(cfg.num_layers)])
+        self.convs = nn.ModuleList(
+            [InflatedConvBlock(cfg.channels, cfg.temporal_kernel, cfg.dropout) for _ in range(cfg.num_layers)]
+        )
+        self.attns = nn.ModuleList(
+            [Attention3DBlock(cfg.channels, cfg.num_heads, cfg.ff_mult, cfg.dropout) for _ in range(cfg.num_layers)]
+        )
         self.norm_out = _group_norm(cfg.channels)
         # input normalisation measured on the training corpus (saved with the weights)
         self.register_buffer("feat_mean", torch.zeros(cfg.in_dim))
@@ -256,9 +263,13 @@ class M2PEnc(nn.Module):
         if "smpl" in cfg.heads:
             self.smpl_head = SMPLHead(cfg)
         if "heatmap" in cfg.heads:
-            self.heatmap_head = UpsampleHead(cfg.channels, cfg.head_channels, cfg.grid, cfg.map_size, cfg.heatmap_channels)
+            self.heatmap_head = UpsampleHead(
+                cfg.channels, cfg.head_channels, cfg.grid, cfg.map_size, cfg.heatmap_channels
+            )
         if "guidance" in cfg.heads:
-            self.guidance_head = UpsampleHead(cfg.channels, cfg.head_channels * 2, cfg.grid, cfg.map_size, cfg.guidance_channels)
+            self.guidance_head = UpsampleHead(
+                cfg.channels, cfg.head_channels * 2, cfg.grid, cfg.map_size, cfg.guidance_channels
+            )
 
     # ------------------------------------------------------------------ forward
     def trunk(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -318,7 +329,10 @@ class M2PEnc(nn.Module):
         if path.suffix != ".safetensors":
             path = path / "m2penc.safetensors" if path.is_dir() or not path.suffix else path.with_suffix(".safetensors")
         path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        state = {
+            k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+            for k, v in self.state_dict().items()
+        }
         cfg_json = json.dumps(self.config.to_dict(), indent=2, sort_keys=True)
         tmp = path.with_name(path.name + ".tmp")
         save_file(state, str(tmp), metadata={CONFIG_KEY: cfg_json, "format": "pt"})
@@ -329,7 +343,7 @@ class M2PEnc(nn.Module):
     @classmethod
     def from_pretrained(
         cls, path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-    ) -> "M2PEnc":
+    ) -> M2PEnc:
         """Strictly load a file written by :meth:`save_pretrained`."""
         cfg = load_config(path)
         state = _read_state(path)
@@ -344,17 +358,25 @@ def load_config(path: str | Path) -> M2PEncConfig:
 
     path = Path(path)
     if not path.is_file():
-        raise bad_file(path, "M2PEnc weights file not found", "Put an M2PEnc .safetensors file in models/stm2pe or pick 'default (bundled)'")
+        raise bad_file(
+            path,
+            "M2PEnc weights file not found",
+            "Put an M2PEnc .safetensors file in models/stm2pe or pick 'default (bundled)'",
+        )
     raw: str | None = None
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(CONFIG_KEY)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file for the user
-        raise WeightsError(f"{path.name}: not a readable safetensors file ({exc}). Re-export it with `python -m training export`.") from exc
+        raise WeightsError(
+            f"{path.name}: not a readable safetensors file ({exc}). Re-export it with `python -m training export`."
+        ) from exc
     if raw is None and path.with_suffix(".json").is_file():
         raw = path.with_suffix(".json").read_text()
     if raw is None:
-        raise WeightsError(f"{path.name}: no M2PEnc config in its metadata and no {path.with_suffix('.json').name} beside it. Re-export it with `python -m training export`.")
+        raise WeightsError(
+            f"{path.name}: no M2PEnc config in its metadata and no {path.with_suffix('.json').name} beside it. Re-export it with `python -m training export`."
+        )
     try:
         return M2PEncConfig.from_dict(json.loads(raw))
     except (ValueError, TypeError) as exc:
@@ -367,7 +389,9 @@ def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except Exception as exc:  # noqa: BLE001
-        raise WeightsError(f"{Path(path).name}: cannot read tensors ({exc}). The file may be truncated; copy it again.") from exc
+        raise WeightsError(
+            f"{Path(path).name}: cannot read tensors ({exc}). The file may be truncated; copy it again."
+        ) from exc
 
 
 def load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path = "<state>") -> None:
@@ -383,8 +407,15 @@ def load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: str | Pa
         if unexpected:
             parts.append(f"unexpected keys {unexpected[:8]}{' …' if len(unexpected) > 8 else ''} ({len(unexpected)})")
         if shapes:
-            parts.append("shape mismatch " + ", ".join(f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in shapes[:4]))
-        raise WeightsError(f"{Path(path).name}: does not match this M2PEnc: " + "; ".join(parts) + ". Use the config saved with these weights.")
+            parts.append(
+                "shape mismatch "
+                + ", ".join(f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in shapes[:4])
+            )
+        raise WeightsError(
+            f"{Path(path).name}: does not match this M2PEnc: "
+            + "; ".join(parts)
+            + ". Use the config saved with these weights."
+        )
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
 
 
@@ -422,4 +453,3 @@ __all__ = [
     "trans_to_root",
     "count_parameters",
 ]
-
