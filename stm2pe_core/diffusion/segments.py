@@ -17,7 +17,7 @@ Two streaming helpers keep memory flat for long songs:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -89,7 +89,19 @@ def plan_segments(total: int, size: int = DEFAULT_SEGMENT_FRAMES, overlap: int =
     if size < 1:
         raise ValueError(f"segment size must be >= 1 frame, got {size}")
     overlap = max(0, min(int(overlap), size - 1))
-    windows = plan_windows(int(total), int(size), overlap)
+    plan = plan_from_windows(plan_windows(int(total), int(size), overlap), int(total), overlap)
+    return replace(plan, size=int(size))
+
+
+def plan_from_windows(windows: list[Window], total: int, overlap: int | None = None) -> SegmentPlan:
+    """A plan for given windows (e.g. segments made elsewhere); they must be sorted and cover [0, total)."""
+    for a, b in zip(windows, windows[1:]):
+        if not (a.start < b.start and b.start <= a.stop and a.stop <= b.stop):
+            raise ValueError(
+                f"segments must be in order and touch or overlap: [{a.start},{a.stop}) then [{b.start},{b.stop})"
+            )
+    if windows and (windows[0].start != 0 or windows[-1].stop != total):
+        raise ValueError(f"segments cover [{windows[0].start}, {windows[-1].stop}), not the whole [0, {total})")
     weights = window_weights(windows, int(total), "linear") if windows else []
     segs = []
     for i, (w, wt) in enumerate(zip(windows, weights)):
@@ -108,7 +120,10 @@ def plan_segments(total: int, size: int = DEFAULT_SEGMENT_FRAMES, overlap: int =
                 weights=wt,
             )
         )
-    return SegmentPlan(total=int(total), size=int(size), overlap=overlap, segments=tuple(segs))
+    size = max((w.length for w in windows), default=0)
+    if overlap is None:
+        overlap = min((a.stop - b.start for a, b in zip(windows, windows[1:])), default=0)
+    return SegmentPlan(total=int(total), size=size, overlap=int(overlap), segments=tuple(segs))
 
 
 def _cat(parts: list[Any], axis: int) -> Any:
