@@ -7,8 +7,8 @@ with :func:`stm2pe_core.windows.fuse_windows` (linear cross-fades). How each out
 - rotations: each window's 6D output is first made a proper rotation (Gram-Schmidt), the 6D
   values are cross-faded and the result is re-orthonormalised, so the fused pose at a join is
   a rotation between the two windows' poses and there is no jump;
-- root: horizontal velocity and height are cross-faded, then the velocity is integrated over
-  the whole song (the path is continuous by construction);
+- root: heading rate, heading-frame velocity and height are cross-faded, then integrated over
+  the whole song (path and heading are continuous by construction);
 - betas: the windows' shapes are averaged (one body per song);
 - heatmaps / guidance: cross-faded as they are.
 """
@@ -25,7 +25,7 @@ import torch
 
 from .body.rotations import matrix_to_axis_angle, matrix_to_rot6d, rot6d_to_matrix
 from .errors import InputError, MissingModelError
-from .models.m2penc import M2PEnc, root_to_trans
+from .models.m2penc import M2PEnc, decode_root
 from .progress import Progress
 from .types import Motion, MusicFeatures, PoseGuidance
 from .weights.paths import ASSETS
@@ -102,7 +102,7 @@ def run_windows(
 ) -> dict[str, np.ndarray]:
     """Run ``heads`` over overlapping windows and fuse them over the song (or ``frames`` of it).
 
-    Returns numpy arrays: ``rot6d`` (N,24,6) orthonormalised, ``root`` (N,3), ``betas`` (10,),
+    Returns numpy arrays: ``rot6d`` (N,24,6) orthonormalised, ``root`` (N,4), ``betas`` (10,),
     ``heatmap`` (N,C,64,64), ``guidance`` (N,320,64,64) for the heads asked for.
     """
     heads = tuple(heads)
@@ -170,11 +170,13 @@ def outputs_to_motion(
     rot6d: np.ndarray, root: np.ndarray, betas: np.ndarray, fps: float, source: str = "m2penc"
 ) -> Motion:
     """Fused network outputs -> :class:`Motion` (axis-angle poses, integrated translation)."""
-    poses = matrix_to_axis_angle(rot6d_to_matrix(np.asarray(rot6d, dtype=np.float64))).astype(np.float32)
-    trans = root_to_trans(torch.from_numpy(np.asarray(root, dtype=np.float32))).numpy()
+    rot = torch.from_numpy(rot6d_to_matrix(np.asarray(rot6d, dtype=np.float64)))
+    root_rot, trans = decode_root(rot[:, 0], torch.from_numpy(np.asarray(root, dtype=np.float64)))
+    rot = torch.cat([root_rot[:, None], rot[:, 1:]], dim=1)
+    poses = matrix_to_axis_angle(rot).numpy().astype(np.float32)
     return Motion(
         poses=poses,
-        trans=trans,
+        trans=trans.numpy().astype(np.float32),
         betas=np.asarray(betas, dtype=np.float32).reshape(-1)[:10],
         fps=float(fps),
         source=source,

@@ -156,12 +156,18 @@ def kinetic_features(joints: np.ndarray, fps: float) -> np.ndarray:
 def diversity(dances: Sequence[np.ndarray], fps: float, reference: Sequence[np.ndarray] | None = None) -> float:
     """Mean pairwise Euclidean distance of z-scored kinetic features between dances (Dist_k-like).
 
-    Features are normalised with the mean/std of ``reference`` (e.g. the teacher's dances) when
-    given, so a model's and a teacher's diversity are measured on the same scale.
+    With ``reference`` (e.g. the teacher's dances), features are z-scored with the mean/std of
+    both sets pooled, so a model's and a teacher's diversity are measured on the same scale
+    (and a feature that only one set varies cannot blow the scale up).
     """
     feats = np.stack([kinetic_features(d, fps) for d in dances])
-    ref = np.stack([kinetic_features(d, fps) for d in reference]) if reference is not None else feats
-    mu, sd = ref.mean(0), ref.std(0) + 1e-8
+    ref = (
+        np.concatenate([feats, np.stack([kinetic_features(d, fps) for d in reference])])
+        if reference is not None
+        else feats
+    )
+    mu, sd = ref.mean(0), ref.std(0)
+    sd = np.maximum(sd, 1e-3 * max(float(sd.mean()), 1e-12))
     z = (feats - mu) / sd
     if len(z) < 2:
         return 0.0

@@ -6,8 +6,9 @@ alternating inflated 3D convolutions and 3D attention -> heads. Heads here:
 - ``guidance``: (N, 320, 64, 64), the tensor CHAMP's summed guidance encoders add after the
   denoising UNet's ``conv_in`` (trained against their output, L1);
 - ``heatmap``: (N, C_heat, 64, 64) keypoint heatmaps (MSE against Gaussian targets);
-- ``smpl``: per frame 6D rotations of the 24 SMPL joints (joint 0 = global orientation), the
-  root's horizontal velocity and height, and shape (10 betas, one per clip).
+- ``smpl``: per frame 6D rotations of the 24 SMPL joints (joint 0 = the root orientation with
+  its heading removed), the root motion (heading rate, horizontal velocity in the heading
+  frame, height) and shape (10 betas, one per clip).
 
 Choices made for a model that runs on a laptop CPU (30 s of music through the SMPL head in a
 fraction of a second):
@@ -23,10 +24,11 @@ fraction of a second):
 - **Inflated 3D convolution** is (2+1)D: a 3x3 convolution applied to every frame (AnimateDiff's
   ``InflatedConv3d``) followed by a depthwise temporal convolution, so the receptive field grows
   in time even before attention.
-- **Root as velocity.** Absolute horizontal position is not a function of the music (a clip
-  can start anywhere on the floor), so the head predicts horizontal velocity (m/frame) and
-  absolute height; :func:`root_to_trans` integrates. Windows then fuse velocities, and the
-  integrated path of a long song has no jumps at window joins.
+- **Root as rates.** Absolute heading and floor position are not functions of the music (a
+  clip can start anywhere, facing anywhere: turns accumulate over a song), so the head
+  predicts the heading's rate (rad/frame), the horizontal velocity in the body's heading frame
+  (m/frame) and the absolute pelvis height; :func:`decode_root` integrates them. Windows fuse
+  rates, and the integrated path and heading of a long song have no jumps at window joins.
 
 Heads are evaluated only when asked for (``forward(x, heads=("smpl",))``): the guidance head
 is as large as the rest together at N x 320 x 64 x 64.
@@ -53,6 +55,7 @@ from ..errors import WeightsError, bad_file
 
 HEADS = ("smpl", "heatmap", "guidance")
 CONFIG_KEY = "m2penc_config"
+ROOT_DIM = 4  # heading rate, local vx, height, local vz
 ROT6D_IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
@@ -209,7 +212,7 @@ class UpsampleHead(nn.Module):
 
 
 class SMPLHead(nn.Module):
-    """Trunk features -> per-frame 6D rotations, root (vx, y, vz), and clip-level betas."""
+    """Trunk features -> per-frame 6D rotations, root (dyaw, vx, y, vz), and clip-level betas."""
 
     def __init__(self, cfg: M2PEncConfig) -> None:
         super().__init__()
@@ -222,7 +225,7 @@ class SMPLHead(nn.Module):
         )
         self.norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(2)])
         self.rot = nn.Linear(h, cfg.num_joints * 6)
-        self.root = nn.Linear(h, 3)
+        self.root = nn.Linear(h, ROOT_DIM)
         self.betas = nn.Linear(h, cfg.num_betas)
         self.num_joints = cfg.num_joints
         for lin in (self.rot, self.root, self.betas):
@@ -286,11 +289,15 @@ class M2PEnc(nn.Module):
             x = attn(x, b, pe)
         return F.silu(self.norm_out(x)), fc_map
 
-    def forward(self, feats: torch.Tensor, heads: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, feats: torch.Tensor, heads: Iterable[str] | None = None, map_frames: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """``feats`` (B, N, D_in) or (N, D_in). Returns a dict with the requested heads' outputs.
 
-        smpl -> ``rot6d`` (B,N,24,6), ``root`` (B,N,3) = (vx, y, vz), ``betas`` (B,10);
+        smpl -> ``rot6d`` (B,N,24,6), ``root`` (B,N,4) = (dyaw, vx, y, vz), ``betas`` (B,10);
         heatmap -> ``heatmap`` (B,N,C_heat,64,64); guidance -> ``guidance`` (B,N,320,64,64).
+        ``map_frames`` (indices into N) restricts the per-frame 64x64 heads to those frames
+        (training uses a few frames per clip: the heads are per-frame, the trunk sees all).
         """
         squeeze = feats.ndim == 2
         if squeeze:
@@ -304,6 +311,12 @@ class M2PEnc(nn.Module):
         out: dict[str, torch.Tensor] = {}
         if "smpl" in want:
             out.update(self.smpl_head(x, b))
+        if "heatmap" in want or "guidance" in want:
+            if map_frames is not None:
+                m = len(map_frames)
+                x = x.reshape(b, n, *x.shape[1:])[:, map_frames].reshape(b * m, *x.shape[1:])
+                fc_map = fc_map.reshape(b, n, *fc_map.shape[1:])[:, map_frames].reshape(b * m, *fc_map.shape[1:])
+                n = m
         if "heatmap" in want:
             hm = self.heatmap_head(x, fc_map)
             out["heatmap"] = hm.reshape(b, n, *hm.shape[1:])
@@ -419,23 +432,54 @@ def load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: str | Pa
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
 
 
-def root_to_trans(root: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
-    """(…, N, 3) root = (vx, y, vz) per frame -> SMPL ``transl`` (…, N, 3), x/z integrated from 0.
+def yaw_of(rot: torch.Tensor) -> torch.Tensor:
+    """Heading angle (rad) of root orientations (..., 3, 3): direction of the body's +z in x-z."""
+    fwd = rot[..., :, 2]
+    return torch.atan2(fwd[..., 0], fwd[..., 2])
 
-    Frame 0 sits at the origin horizontally; frame i is the sum of velocities 1..i.
+
+def rot_y(angle: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices (..., 3, 3) about +y by ``angle`` (rad)."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    z, o = torch.zeros_like(angle), torch.ones_like(angle)
+    return torch.stack([c, z, s, z, o, z, -s, z, c], dim=-1).reshape(*angle.shape, 3, 3)
+
+
+def _wrap(a: torch.Tensor) -> torch.Tensor:
+    return torch.remainder(a + math.pi, 2 * math.pi) - math.pi
+
+
+def encode_root(root_rot: torch.Tensor, trans: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Root orientation (..., N, 3, 3) + ``transl`` (..., N, 3) -> heading-free root orientation
+    (..., N, 3, 3) and rates (..., N, 4) = (dyaw, vx, y, vz); velocities in the heading frame.
+
+    Frame 0's rates copy frame 1's, so they carry no spike; :func:`decode_root` ignores them.
     """
-    vel = root[..., [0, 2]]
-    xz = torch.cumsum(vel, dim=-2) - vel[..., :1, :]
-    if start is not None:
-        xz = xz + start
-    return torch.stack([xz[..., 0], root[..., 1], xz[..., 1]], dim=-1)
+    yaw = yaw_of(root_rot)
+    heading = rot_y(yaw)
+    local = heading.transpose(-1, -2) @ root_rot
+    dyaw = _wrap(yaw[..., 1:] - yaw[..., :-1])
+    vel = trans[..., 1:, :] - trans[..., :-1, :]
+    vel = (heading[..., 1:, :, :].transpose(-1, -2) @ vel[..., None])[..., 0]
+    dyaw = torch.cat([dyaw[..., :1], dyaw], dim=-1)
+    vel = torch.cat([vel[..., :1, :], vel], dim=-2)
+    rates = torch.stack([dyaw, vel[..., 0], trans[..., 1], vel[..., 2]], dim=-1)
+    return local, rates
 
 
-def trans_to_root(trans: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`root_to_trans` (first frame's velocity copies the second's)."""
-    d = trans[..., 1:, :] - trans[..., :-1, :]
-    d = torch.cat([d[..., :1, :], d], dim=-2)
-    return torch.stack([d[..., 0], trans[..., 1], d[..., 2]], dim=-1)
+def decode_root(
+    local_rot: torch.Tensor, rates: torch.Tensor, yaw0: float | torch.Tensor = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse of :func:`encode_root`: integrate heading and path from frame 0 (at the origin,
+    heading ``yaw0``). Returns root orientations (..., N, 3, 3) and ``transl`` (..., N, 3)."""
+    dyaw = rates[..., 0]
+    yaw = torch.cumsum(dyaw, dim=-1) - dyaw[..., :1] + yaw0
+    heading = rot_y(yaw)
+    v = torch.stack([rates[..., 1], torch.zeros_like(rates[..., 1]), rates[..., 3]], dim=-1)
+    vw = (heading @ v[..., None])[..., 0]
+    xz = torch.cumsum(vw, dim=-2) - vw[..., :1, :]
+    trans = torch.stack([xz[..., 0], rates[..., 2], xz[..., 2]], dim=-1)
+    return heading @ local_rot, trans
 
 
 def count_parameters(model: nn.Module, head: str | None = None) -> int:
@@ -449,7 +493,9 @@ __all__ = [
     "M2PEncConfig",
     "load_config",
     "load_strict",
-    "root_to_trans",
-    "trans_to_root",
+    "decode_root",
+    "encode_root",
+    "rot_y",
+    "yaw_of",
     "count_parameters",
 ]
