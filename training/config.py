@@ -88,7 +88,6 @@ def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
         )
     kwargs: dict[str, Any] = {}
     for name, value in raw.items():
-        f = fields[name]
         sub = _DATACLASS_FIELDS.get((cls, name))
         if sub is not None:
             kwargs[name] = _build(sub, value or {}, f"{where}.{name}".lstrip("."))
