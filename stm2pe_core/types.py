@@ -37,6 +37,11 @@ class Music:
     content_hash: str  # hash of the decoded excerpt + analysis parameters (cache key part)
     offset: float = 0.0  # seconds skipped at the start of the file
     downbeat_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # --- added by the audio front end (stm2pe_core.audio) ---
+    section_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # section starts (s, on downbeats)
+    source_path: str = ""  # file the excerpt came from ("" for an in-memory AUDIO input)
+    native_audio: np.ndarray | None = None  # (T,) mono at native_sample_rate, kept only for AUDIO inputs
+    native_sample_rate: int = 0  # rate of the file / AUDIO input (Jukebox re-reads it at 44.1 kHz)
 
     @property
     def duration(self) -> float:

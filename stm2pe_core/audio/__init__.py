@@ -1,0 +1,24 @@
+"""Music front end: decoding (soundfile/PyAV), rhythm analysis, per-frame features, cache.
+
+``load_music`` / ``music_from_waveform`` -> :class:`~stm2pe_core.types.Music`;
+``encode_music`` -> :class:`~stm2pe_core.types.MusicFeatures` (librosa or Jukebox).
+"""
+
+from .cache import FeatureCache, cache_root
+from .decode import AUDIO_EXTS
+from .features import LIBROSA_COLUMNS, MODES, encode_music, librosa_features
+from .load import LoadedMusic, load_music, music_audio, music_from_waveform
+
+__all__ = [
+    "AUDIO_EXTS",
+    "FeatureCache",
+    "LIBROSA_COLUMNS",
+    "LoadedMusic",
+    "MODES",
+    "cache_root",
+    "encode_music",
+    "librosa_features",
+    "load_music",
+    "music_audio",
+    "music_from_waveform",
+]
