@@ -1,0 +1,269 @@
+"""Writes the example workflows: UI format in workflows/*.json (drag onto the ComfyUI canvas) and
+API format in workflows/api/*.json (POST /prompt; used by the tests).
+
+    python scripts/make_workflows.py          # rewrite both folders
+    python scripts/make_workflows.py --check  # exit 1 when the files differ from what would be written
+
+Each graph is described once below; widget values not given take the node's declared default.
+Input files the graphs name (music, photo, motion) and model files they need are listed in
+``tests/workflow_tools.py`` ``WORKFLOW_NEEDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from pack_loader import load_pack  # noqa: E402
+from workflow_tools import API_DIR, VIRTUAL_NODES, WORKFLOWS, NodeDef, node_definitions  # noqa: E402
+
+COLUMN_W = 400
+NODE_W = 330
+
+
+class Ref:
+    """Output ``slot`` of a node in a graph being built."""
+
+    def __init__(self, node: GNode, slot: int):
+        self.node, self.slot = node, slot
+
+
+class GNode:
+    def __init__(self, graph: Graph, node_id: int, d: NodeDef | None, kind: str, title: str | None, values: dict):
+        self.graph, self.id, self.d, self.kind, self.title, self.values = graph, node_id, d, kind, title, values
+
+    def out(self, name: str) -> Ref:
+        assert self.d is not None
+        names = list(self.d.output_names)
+        if name not in names:
+            raise KeyError(f"{self.kind} has no output {name!r} (has {names})")
+        return Ref(self, names.index(name))
+
+    def __getitem__(self, slot: int) -> Ref:
+        return Ref(self, slot)
+
+
+class Graph:
+    def __init__(self, name: str, defs: dict[str, NodeDef]):
+        self.name, self.defs = name, defs
+        self.nodes: list[GNode] = []
+        self.notes: list[tuple[str, str]] = []
+
+    def add(self, kind: str, title: str | None = None, **values: Any) -> GNode:
+        if kind not in self.defs:
+            raise KeyError(f"unknown node type {kind!r}")
+        d = self.defs[kind]
+        known = {i.name for i in d.inputs}
+        unknown = set(values) - known
+        if unknown:
+            raise KeyError(f"{kind} has no inputs {sorted(unknown)} (has {sorted(known)})")
+        node = GNode(self, len(self.nodes) + 1, d, kind, title, values)
+        self.nodes.append(node)
+        return node
+
+    def note(self, title: str, text: str) -> None:
+        self.notes.append((title, text))
+
+    # -- layout ----------------------------------------------------------------------------------
+    def _depths(self) -> dict[int, int]:
+        depth: dict[int, int] = {}
+        for node in self.nodes:  # nodes are added after their sources
+            srcs = [v.node.id for v in node.values.values() if isinstance(v, Ref)]
+            depth[node.id] = 1 + max((depth[s] for s in srcs), default=-1)
+        return depth
+
+    def _widget_value(self, node: GNode, inp) -> Any:
+        if inp.name in node.values and not isinstance(node.values[inp.name], Ref):
+            return node.values[inp.name]
+        if "default" in inp.opts:
+            return inp.opts["default"]
+        choices = inp.choices
+        if choices:
+            return choices[0]
+        if inp.kind == "STRING":
+            return ""
+        raise ValueError(f"{node.kind}.{inp.name}: give a value (no default)")
+
+    # -- API format ------------------------------------------------------------------------------
+    def api(self) -> dict:
+        out: dict[str, dict] = {}
+        for node in self.nodes:
+            inputs: dict[str, Any] = {}
+            for inp in node.d.inputs:
+                value = node.values.get(inp.name)
+                if isinstance(value, Ref):
+                    inputs[inp.name] = [str(value.node.id), value.slot]
+                elif inp.is_widget:
+                    inputs[inp.name] = self._widget_value(node, inp)
+                elif inp.required:
+                    raise ValueError(f"{self.name}: {node.kind}.{inp.name} is required and not connected")
+            out[str(node.id)] = {
+                "inputs": inputs,
+                "class_type": node.kind,
+                "_meta": {"title": node.title or node.d.display},
+            }
+        return out
+
+    # -- UI format -------------------------------------------------------------------------------
+    def ui(self) -> dict:
+        depth = self._depths()
+        column_y: dict[int, float] = {}
+        links: list[list] = []
+        ui_nodes: list[dict] = []
+        out_links: dict[tuple[int, int], list[int]] = {}
+        in_link: dict[tuple[int, str], int] = {}
+        for node in self.nodes:
+            for inp in node.d.inputs:
+                value = node.values.get(inp.name)
+                if isinstance(value, Ref):
+                    link_id = len(links) + 1
+                    src_type = value.node.d.outputs[value.slot]
+                    dst_slot = [i.name for i in self._slots(node)].index(inp.name)
+                    links.append([link_id, value.node.id, value.slot, node.id, dst_slot, src_type])
+                    out_links.setdefault((value.node.id, value.slot), []).append(link_id)
+                    in_link[(node.id, inp.name)] = link_id
+        for order, node in enumerate(self.nodes):
+            col = depth[node.id]
+            y = column_y.get(col, 80.0)
+            widgets = node.d.widgets
+            slots = self._slots(node)
+            height = 46 + 26 * max(len(slots), len(node.d.outputs)) + 26 * len(widgets)
+            if node.d.output_node and not node.d.outputs:
+                height = max(height, 260)
+            column_y[col] = y + height + 60
+            inputs = []
+            for inp in slots:
+                entry: dict[str, Any] = {
+                    "name": inp.name,
+                    "type": inp.link_type,
+                    "link": in_link.get((node.id, inp.name)),
+                }
+                if not inp.required:
+                    entry["shape"] = 7
+                if inp.is_widget:
+                    entry["widget"] = {"name": inp.name}
+                inputs.append(entry)
+            outputs = [
+                {"name": name, "type": kind, "links": out_links.get((node.id, slot), []), "slot_index": slot}
+                for slot, (name, kind) in enumerate(zip(node.d.output_names, node.d.outputs))
+            ]
+            values: list[Any] = []
+            for inp in widgets:
+                value = node.values.get(inp.name)
+                values.append(
+                    self._widget_value(node, inp) if not isinstance(value, Ref) else self._widget_value(node, inp)
+                )
+                values.extend(inp.ui_extras)
+            entry = {
+                "id": node.id,
+                "type": node.kind,
+                "pos": [60 + COLUMN_W * col, y],
+                "size": [NODE_W, height],
+                "flags": {},
+                "order": order,
+                "mode": 0,
+                "inputs": inputs,
+                "outputs": outputs,
+                "properties": {"Node name for S&R": node.kind},
+                "widgets_values": values,
+            }
+            if node.title:
+                entry["title"] = node.title
+            ui_nodes.append(entry)
+        note_y = 80.0
+        for title, text in self.notes:
+            node_id = len(ui_nodes) + 1
+            lines = text.count("\n") + len(text) // 48 + 2
+            ui_nodes.append(
+                {
+                    "id": node_id,
+                    "type": "Note",
+                    "pos": [60 - COLUMN_W - 40, note_y],
+                    "size": [COLUMN_W, 30 + 19 * lines],
+                    "flags": {},
+                    "order": len(ui_nodes),
+                    "mode": 0,
+                    "inputs": [],
+                    "outputs": [],
+                    "title": title,
+                    "properties": {},
+                    "widgets_values": [text],
+                    "color": "#432",
+                    "bgcolor": "#653",
+                }
+            )
+            note_y += 30 + 19 * lines + 40
+        return {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"stm2pe-dance/workflows/{self.name}")),
+            "revision": 0,
+            "last_node_id": len(ui_nodes),
+            "last_link_id": len(links),
+            "nodes": ui_nodes,
+            "links": links,
+            "groups": [],
+            "config": {},
+            "extra": {"ds": {"scale": 0.75, "offset": [COLUMN_W + 80, 40]}},
+            "version": 0.4,
+        }
+
+    def _slots(self, node: GNode):
+        """Input slots shown on the node: sockets, plus widgets that a link drives."""
+        return [i for i in node.d.inputs if not i.is_widget or isinstance(node.values.get(i.name), Ref)]
+
+
+# ------------------------------------------------------------------------------------------------
+# The graphs
+# ------------------------------------------------------------------------------------------------
+GRAPHS: dict[str, Any] = {}
+
+
+def graph(fn):
+    GRAPHS[fn.__name__] = fn
+    return fn
+
+
+def build(defs: dict[str, NodeDef]) -> dict[str, Graph]:
+    out = {}
+    for name, fn in GRAPHS.items():
+        g = Graph(name, defs)
+        fn(g)
+        out[name] = g
+    return out
+
+
+def dump(obj: dict) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only compare with the files on disk")
+    args = parser.parse_args(argv)
+    pack = load_pack()
+    defs = node_definitions(pack.NODE_CLASS_MAPPINGS, pack.NODE_DISPLAY_NAME_MAPPINGS)
+    stale = []
+    for name, g in build(defs).items():
+        for path, content in ((WORKFLOWS / f"{name}.json", dump(g.ui())), (API_DIR / f"{name}.json", dump(g.api()))):
+            if args.check:
+                if not path.exists() or path.read_text() != content:
+                    stale.append(str(path.relative_to(REPO)))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(content)
+                print(f"wrote {path.relative_to(REPO)}")
+    if stale:
+        print("out of date (run python scripts/make_workflows.py):\n  " + "\n  ".join(stale))
+        return 1
+    return 0
+
+
+assert "Note" in VIRTUAL_NODES
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""The pack inside a real ComfyUI: it loads, its nodes are served by /object_info as declared."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import PACK_DIR_NAME, ComfyServer
+from pack_loader import load_pack
+
+
+@pytest.fixture(scope="module")
+def mappings():
+    pack = load_pack()
+    return pack.NODE_CLASS_MAPPINGS, pack.NODE_DISPLAY_NAME_MAPPINGS
+
+
+def test_pack_loads_without_import_failure(comfy: ComfyServer, object_info: dict) -> None:
+    log = comfy.log_text().split("Starting server")[0]  # start-up only; later tests log their own errors
+    timing = [ln for ln in log.splitlines() if ln.rstrip().endswith(f"custom_nodes/{PACK_DIR_NAME}")]
+    assert timing, f"the pack is missing from ComfyUI's custom-node import summary:\n{log[-3000:]}"
+    assert not any("IMPORT FAILED" in ln for ln in timing), timing
+    failures = [
+        ln
+        for ln in log.splitlines()
+        if re.search(r"Cannot import .*" + re.escape(PACK_DIR_NAME), ln) or "STM2PE: nodes/" in ln
+    ]
+    assert not failures, "\n".join(failures)
+    assert "Traceback" not in log, log[-4000:]
+
+
+def test_every_node_is_served_as_declared(object_info: dict, mappings) -> None:
+    classes, display = mappings
+    assert classes, "NODE_CLASS_MAPPINGS is empty"
+    for node_id, cls in classes.items():
+        assert node_id in object_info, f"{node_id} not in /object_info"
+        info = object_info[node_id]
+        assert info["display_name"] == display[node_id]
+        assert info["category"] == cls.CATEGORY
+        assert info["output"] == list(cls.RETURN_TYPES), node_id
+        names = list(getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES)
+        assert info["output_name"] == names, node_id
+        assert bool(info["output_node"]) == bool(getattr(cls, "OUTPUT_NODE", False)), node_id
+        declared = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            local = declared.get(section, {})
+            served = info["input"].get(section, {})
+            assert list(served) == list(local), f"{node_id}.{section}: {list(served)} != {list(local)}"
+            for name, spec in local.items():
+                kind, served_kind = spec[0], served[name][0]
+                if isinstance(kind, (list, tuple)):
+                    assert isinstance(served_kind, list), f"{node_id}.{name} should be a combo"
+                    # combos of names (modes, methods) are static; file lists depend on the folders
+                    if kind and not any("." in str(v) for v in kind):
+                        assert served_kind == list(kind), f"{node_id}.{name}"
+                else:
+                    assert served_kind == kind, f"{node_id}.{name}: {served_kind} != {kind}"
+                opts = spec[1] if len(spec) > 1 else {}
+                for key in ("default", "min", "max", "step"):
+                    if key in opts:
+                        assert served[name][1][key] == opts[key], f"{node_id}.{name}.{key}"
+
+
+def test_core_nodes_used_by_workflows_exist(object_info: dict) -> None:
+    from test_workflows import CORE_NODES  # noqa: PLC0415 - keeps one list of the core ids we use
+
+    missing = sorted(set(CORE_NODES) - set(object_info))
+    assert not missing, f"core nodes missing from this ComfyUI: {missing}"
+    for node_id, (inputs, outputs) in CORE_NODES.items():
+        info = object_info[node_id]
+        assert info["output"] == list(outputs), f"{node_id} outputs {info['output']}"
+        served = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+        for name, kind in inputs.items():
+            assert name in served, f"{node_id} has no input {name}"
+            served_kind = served[name][0]
+            if kind == "COMBO":
+                assert isinstance(served_kind, list) or served_kind == "COMBO", f"{node_id}.{name}"
+            else:
+                assert served_kind == kind, f"{node_id}.{name}: {served_kind} != {kind}"
