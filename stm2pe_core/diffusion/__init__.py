@@ -1,0 +1,1 @@
+"""Sampling: scheduler set-up, classifier-free guidance, context windows, reference encoding, segment denoising."""
