@@ -24,13 +24,16 @@ def toy_song(seed: int, n: int = 96, dim: int = 36, k: int = 18) -> dict[str, np
     onehot[np.round(beat_frames).astype(int).clip(0, n - 1)] = 1.0
     feats[:, 0] = np.exp(-(np.minimum(phase, 1 - phase) ** 2) / 0.01)
     feats[:, -1] = onehot
-    poses = np.zeros((n, 24, 3), np.float32)
+    # every joint moves a little (an all-zero target sits on L1's kink and any step raises it)
+    poses = (0.05 * np.sin(2 * np.pi * phase[:, None, None] + rng.uniform(0, 6.3, (1, 24, 3)))).astype(np.float32)
     bend = 0.6 * (1 - np.cos(2 * np.pi * phase)) / 2
-    poses[:, 4, 0] = poses[:, 5, 0] = bend
-    poses[:, 1, 0] = poses[:, 2, 0] = -bend / 2
-    poses[:, 16, 2] = -0.8 * np.sin(np.pi * phase)
-    poses[:, 17, 2] = 0.8 * np.sin(np.pi * phase)
-    poses[:, 0, 1] = 0.02 * t  # slow turn
+    poses[:, 4, 0] += bend
+    poses[:, 5, 0] += bend
+    poses[:, 1, 0] -= bend / 2
+    poses[:, 2, 0] -= bend / 2
+    poses[:, 16, 2] += -0.8 * np.sin(np.pi * phase)
+    poses[:, 17, 2] += 0.8 * np.sin(np.pi * phase)
+    poses[:, 0, 1] += 0.02 * t  # slow turn
     trans = np.zeros((n, 3), np.float32)
     trans[:, 1] = 0.9 - 0.1 * bend
     joints = forward_kinematics(poses.astype(np.float64), trans.astype(np.float64))

@@ -72,7 +72,8 @@ def smpl_losses(
     low = tf[:, 1:, :, 1] < tf[..., 1].amin(dim=1, keepdim=True) + 0.03
     planted = ((tspeed < 0.005) & low).to(dtype)
     pspeed = (pf[:, 1:, :, [0, 2]] - pf[:, :-1, :, [0, 2]]).norm(dim=-1)
-    out["contact"] = (planted * pspeed).sum() / planted.sum().clamp_min(1.0) * 10.0
+    # zero for a perfect match; penalises any extra foot speed (sliding) where the teacher is planted
+    out["contact"] = (planted * (pspeed - tspeed).abs()).sum() / planted.sum().clamp_min(1.0) * 10.0
     out["betas"] = (pred["betas"].to(dtype) - batch["betas"].to(dtype)).abs().mean()
     out["loss_smpl"] = sum(
         getattr(w, k) * out[k] for k in ("rot", "fk", "vel", "acc", "root", "traj", "contact", "betas")

@@ -7,8 +7,9 @@ Frame rates. The reference implementations run at 60 fps with constants in frame
 is held in **seconds** as the 60-fps originals define it (sigma 0.05 s, order 1/6 s, smoothing
 1/12 s) and converted to frames at the motion's fps — at 15 fps: order 2.5 -> 3 frames
 (rounded up, at least 1), smoothing sigma 1.25 frames. ``sigma_scale="frames"`` instead keeps
-the 60-fps frame numbers as they are (sigma 3 frames = 0.2 s at 15 fps, far more lenient);
-tables must say which one they use. Music beats are compared in seconds (not rounded to
+the 60-fps frame numbers as they are (sigma 3 frames = 0.2 s at 15 fps, far more lenient,
+and FACT's 10-frame extrema window = 0.67 s misses beats faster than 90 BPM); tables must say
+which one they use. Music beats are compared in seconds (not rounded to
 frames); a motion beat at envelope index i is at time i / fps, as in both references.
 
 Averaging direction (the main difference between the two references):

@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from stm2pe_core.errors import InputError
@@ -53,6 +54,11 @@ def build_model(cfg: TrainConfig, train_songs) -> M2PEnc:
     model = M2PEnc(cfg.model)
     mean, std = feature_stats(train_songs)
     model.set_feature_stats(torch.from_numpy(mean), torch.from_numpy(std))
+    if hasattr(model, "smpl_head"):
+        # start at the corpus' mean pelvis height instead of 0 (the first steps then learn motion)
+        height = float(np.mean([s.trans[:, 1].mean() for s in train_songs]))
+        with torch.no_grad():
+            model.smpl_head.root.bias[2] = height / float(model.smpl_head.root_scale[2])
     return model
 
 

@@ -56,6 +56,8 @@ from ..errors import WeightsError, bad_file
 HEADS = ("smpl", "heatmap", "guidance")
 CONFIG_KEY = "m2penc_config"
 ROOT_DIM = 4  # heading rate, local vx, height, local vz
+# the root head predicts in these units so its raw outputs are O(1): rad/frame, m/frame, m, m/frame
+ROOT_OUT_SCALE = (0.05, 0.05, 1.0, 0.05)
 ROT6D_IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
@@ -232,6 +234,7 @@ class SMPLHead(nn.Module):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
         self.register_buffer("rot_offset", torch.tensor(ROT6D_IDENTITY).repeat(cfg.num_joints), persistent=False)
+        self.register_buffer("root_scale", torch.tensor(ROOT_OUT_SCALE), persistent=False)
 
     def forward(self, x: torch.Tensor, b: int) -> dict[str, torch.Tensor]:
         bn = x.shape[0]
@@ -240,7 +243,7 @@ class SMPLHead(nn.Module):
         for conv, norm in zip(self.temporal, self.norms):
             h = h + conv(F.gelu(norm(h)).transpose(1, 2)).transpose(1, 2)
         rot6d = (self.rot(h) + self.rot_offset).reshape(b, n, self.num_joints, 6)
-        return {"rot6d": rot6d, "root": self.root(h), "betas": self.betas(h.mean(1))}
+        return {"rot6d": rot6d, "root": self.root(h) * self.root_scale, "betas": self.betas(h.mean(1))}
 
 
 class M2PEnc(nn.Module):
