@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -245,12 +246,84 @@ def heatmap_peaks(heatmaps: np.ndarray, size: tuple[int, int] | None = None) -> 
     conf = np.take_along_axis(flat, idx[..., None], -1)[..., 0]
     ys, xs = np.divmod(idx, w)
     H, W = size or (h, w)
-    x = (xs.astype(np.float32) + 0.5) * (W / w)
-    y = (ys.astype(np.float32) + 0.5) * (H / h)
+    # inverse of the heatmap convention in stm2pe_core.render.openpose.heatmaps (pixel centres)
+    x = (xs.astype(np.float32) + 0.5) * (W / w) - 0.5
+    y = (ys.astype(np.float32) + 0.5) * (H / h) - 0.5
     return np.stack([x, y, np.clip(conf, 0.0, 1.0)], axis=-1)
 
 
+def heatmap_preview(heatmaps: np.ndarray, size: int = 256) -> np.ndarray:
+    """(N, H=size, W=size, 3) float images in [0, 1]: OpenPose-style skeletons drawn from the
+    heatmap peaks (18-channel OpenPose heatmaps), else the channels' maximum as grey."""
+    import cv2
+
+    from .render.openpose import draw_skeleton
+
+    hm = np.asarray(heatmaps, dtype=np.float32)
+    n, k = hm.shape[:2]
+    out = np.zeros((n, size, size, 3), np.float32)
+    if k == 18:
+        kp = heatmap_peaks(hm, (size, size))
+        for i in range(n):
+            out[i] = draw_skeleton(kp[i], size, size).astype(np.float32) / 255.0
+    else:
+        for i in range(n):
+            g = cv2.resize(np.clip(hm[i].max(0), 0, 1), (size, size), interpolation=cv2.INTER_LINEAR)
+            out[i] = g[..., None]
+    return out
+
+
+@dataclass
+class M2PEncResult:
+    motion: Motion
+    preview: np.ndarray  # (N, size, size, 3) float in [0, 1]
+    guidance: PoseGuidance | None
+
+
+def m2penc_outputs(
+    features: MusicFeatures,
+    weights: str | Path | None = None,
+    guidance: bool = False,
+    preview_size: int = 256,
+    progress: Progress | None = None,
+) -> M2PEncResult:
+    """Everything the M2PEnc Pose Guidance node shows, from one pass of the network per window.
+
+    ``guidance=True`` also returns the (N, 320, 64, 64) pose guidance (float16, ~1.3 MB per
+    frame) and raises :class:`MissingModelError` when the weights have no trained guidance head.
+    """
+    model = load_m2penc(weights)
+    if guidance and not has_trained_guidance(model):
+        music_to_guidance(features, model)  # raises the explanatory error
+    feats = check_features(features, model)
+    heads = [h for h in ("smpl", "heatmap") if h in model.config.heads]
+    if guidance:
+        heads.append("guidance")
+    out = run_windows(model, feats, heads, progress)
+    if "rot6d" not in out:
+        raise InputError(
+            "these M2PEnc weights have no SMPL head; choose weights trained with one (e.g. the bundled default)."
+        )
+    motion = outputs_to_motion(
+        out["rot6d"], out["root"], out["betas"], features.fps, source=f"m2penc:{features.source_hash[:12]}"
+    )
+    preview = (
+        heatmap_preview(out["heatmap"], preview_size)
+        if "heatmap" in out
+        else np.zeros((motion.n_frames, preview_size, preview_size, 3), np.float32)
+    )
+    pg = (
+        PoseGuidance(features=torch.from_numpy(out["guidance"]).half(), fps=features.fps, origin="m2penc")
+        if guidance
+        else None
+    )
+    return M2PEncResult(motion=motion, preview=preview, guidance=pg)
+
+
 __all__ = [
+    "M2PEncResult",
+    "heatmap_preview",
+    "m2penc_outputs",
     "DEFAULT_NAME",
     "DEFAULT_WEIGHTS",
     "check_features",

@@ -217,5 +217,5 @@ def test_heatmap_peaks():
     hm[1, 2, 63, 0] = 1.0
     kp = heatmap_peaks(hm, size=(512, 512))
     assert kp.shape == (2, 3, 3)
-    np.testing.assert_allclose(kp[0, 1], [(20 + 0.5) * 8, (10 + 0.5) * 8, 0.8])
-    np.testing.assert_allclose(kp[1, 2], [4.0, 508.0, 1.0])
+    np.testing.assert_allclose(kp[0, 1], [(20 + 0.5) * 8 - 0.5, (10 + 0.5) * 8 - 0.5, 0.8])
+    np.testing.assert_allclose(kp[1, 2], [3.5, 507.5, 1.0])

@@ -46,14 +46,21 @@ def test_config_validation(tmp_path):
     assert load_config(ROOT / "training" / "configs" / "stage1_default.yaml").data.clip_frames == 120
 
 
-def test_gaussian_heatmap_target():
-    kp = torch.tensor([[[256.0, 128.0, 1.0], [0.0, 0.0, 0.0]]])
-    hm = gaussian_heatmaps(kp, (512, 512), 64, sigma=1.5)
-    assert hm.shape == (1, 2, 64, 64)
-    # pixel 256 of 512 -> 32.0 - 0.5 = 31.5: the peak straddles cells 31 and 32 equally
-    assert hm[0, 0, 15, 31] == pytest.approx(hm[0, 0, 15, 32])
-    assert hm[0, 0].max() == pytest.approx(np.exp(-(0.25 + 0.25) / (2 * 1.5**2)), rel=1e-5)
-    assert hm[0, 1].abs().max() == 0.0  # zero confidence -> empty map
+def test_gaussian_heatmap_target_matches_render_helper():
+    from stm2pe_core.motion_inference import heatmap_peaks
+    from stm2pe_core.render.openpose import heatmaps
+
+    rng = np.random.default_rng(0)
+    kp = np.concatenate([rng.uniform(0, 511, (18, 2)), rng.uniform(0, 1, (18, 1))], axis=1).astype(np.float32)
+    ours = gaussian_heatmaps(torch.from_numpy(kp)[None], (512, 512), 64, sigma=1.5)[0].numpy()
+    ref = heatmaps(kp, 512, 512, (64, 64), sigma=1.5)
+    assert ours.shape == (18, 64, 64)
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+    assert (ours.reshape(18, -1).max(1) == 0).sum() == (kp[:, 2] < 0.3).sum()
+    # peaks read back land within half a heatmap cell (4 px at 512) of the keypoints
+    back = heatmap_peaks(ours[None], size=(512, 512))[0]
+    on = kp[:, 2] >= 0.3
+    assert np.abs(back[on, :2] - kp[on, :2]).max() <= 4.0 + 1e-4
 
 
 def test_teacher_targets_are_exact_for_perfect_prediction(corpus):

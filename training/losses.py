@@ -84,16 +84,21 @@ def smpl_losses(
 def gaussian_heatmaps(
     keypoints: torch.Tensor, image_size: tuple[int, int], size: int = 64, sigma: float = 1.5
 ) -> torch.Tensor:
-    """(…, K, 3) keypoints (x, y pixels of ``image_size`` = (H, W), confidence) -> (…, K, size, size)
-    Gaussians with peak = confidence (0 where a keypoint is missing)."""
+    """(…, K, 3) keypoints (x, y pixels of ``image_size`` = (H, W), confidence) -> (…, K, size, size).
+
+    A batched torch twin of :func:`stm2pe_core.render.openpose.heatmaps` (same pixel-centre
+    convention, peak 1, empty below its confidence threshold), so targets are made on the GPU.
+    """
+    from stm2pe_core.render.openpose import CONF_THRESHOLD
+
     h, w = image_size
-    x = (keypoints[..., 0] / w) * size - 0.5
-    y = (keypoints[..., 1] / h) * size - 0.5
-    conf = keypoints[..., 2].clamp(0.0, 1.0)
-    grid = torch.arange(size, device=keypoints.device, dtype=keypoints.dtype)
-    gx = torch.exp(-((grid - x[..., None]) ** 2) / (2 * sigma**2))
-    gy = torch.exp(-((grid - y[..., None]) ** 2) / (2 * sigma**2))
-    return gy[..., :, None] * gx[..., None, :] * conf[..., None, None]
+    cx = (keypoints[..., 0] + 0.5) * (size / w)
+    cy = (keypoints[..., 1] + 0.5) * (size / h)
+    on = (keypoints[..., 2] >= CONF_THRESHOLD).to(keypoints.dtype)
+    grid = torch.arange(size, device=keypoints.device, dtype=keypoints.dtype) + 0.5
+    gx = torch.exp(-((grid - cx[..., None]) ** 2) / (2 * sigma**2))
+    gy = torch.exp(-((grid - cy[..., None]) ** 2) / (2 * sigma**2))
+    return gy[..., :, None] * gx[..., None, :] * on[..., None, None]
 
 
 def heatmap_loss(
