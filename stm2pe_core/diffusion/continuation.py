@@ -30,12 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from .segments import Segment, SegmentPlan
+
+if TYPE_CHECKING:  # torch is imported where it is used, so the CLI starts fast
+    import torch
 
 DEFAULT_PRIOR_SIGNAL = 0.0304  # sqrt(abar) of UniAnimate's long-video noise prior (t=939, scaled-linear zero-SNR)
 DEFAULT_OFFSET_NOISE = 0.1  # UniAnimate's per-(channel, frame) offset noise scale
@@ -62,6 +63,8 @@ class ContinuationConfig:
 
 
 def _timestep_tensor(t: Any, device: torch.device) -> torch.Tensor:
+    import torch
+
     return torch.as_tensor(t, device=device).long().reshape(1)
 
 
@@ -89,6 +92,8 @@ def noise_prior(
     ``reference_latent``: (B, C, h, w) (scaled VAE latent). Returns (B, C, F, h, w) with frames
     inserted at ``frame_axis``. ``prior_signal`` 0 gives plain Gaussian noise (prior off).
     """
+    import torch
+
     if reference_latent.ndim != 4:
         raise ValueError(f"reference latent must be (B, C, h, w), got {tuple(reference_latent.shape)}")
     ref = reference_latent.unsqueeze(frame_axis)
@@ -128,6 +133,8 @@ class OverlapTie:
         frame_axis: int = 2,
         log: list | None = None,
     ) -> None:
+        import torch
+
         self.known = known
         self.m = int(known.shape[frame_axis])
         self.num_steps = int(num_steps)
@@ -143,6 +150,8 @@ class OverlapTie:
         return i < 0 or (i + 1) <= self.tie_until * self.num_steps + 1e-9
 
     def __call__(self, i: int, t: Any, latents: torch.Tensor, scheduler: Any) -> torch.Tensor:
+        import torch
+
         if not self.active(i):
             return latents
         known = self.known.to(latents.device, latents.dtype)
@@ -160,9 +169,9 @@ class OverlapTie:
         return out
 
 
-StepHook = Callable[[int, Any, torch.Tensor, Any], torch.Tensor]
+StepHook = Callable[[int, Any, "torch.Tensor", Any], "torch.Tensor"]
 # denoise(segment, guidance, init_latents, step_hook) -> final latents of the segment (frames on frame_axis)
-SegmentDenoiser = Callable[[Segment, Any, torch.Tensor, StepHook | None], torch.Tensor]
+SegmentDenoiser = Callable[[Segment, Any, "torch.Tensor", "StepHook | None"], "torch.Tensor"]
 
 
 def denoise_song(

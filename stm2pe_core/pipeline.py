@@ -1,0 +1,313 @@
+"""The whole chain as plain function calls: music (+ photo) -> dance video with the music.
+
+``dance(DanceRequest)`` is what ``python -m stm2pe_core dance`` runs:
+
+1. Load Music (decode the excerpt, beats) -> per-frame music features (librosa, + beat channel
+   when the M2PEnc wants one);
+2. M2PEnc (the bundled default unless ``m2penc`` names other weights) -> SMPL ``Motion``;
+3. either the **preview** (embedded default; nothing downloaded): the motion rendered as
+   guidance maps / skeleton, streamed into an mp4 with the music; or the **photoreal** video
+   when a photo is given and every model file is present: per 5-second segment, guidance ->
+   denoise (continuing the previous segment) -> blend -> decode -> mp4, holding the latents of
+   the current and previous segment only (:mod:`.diffusion.continuation`,
+   :mod:`.diffusion.stitch`).
+
+When the photoreal video was asked for (or could be), the result lists exactly which files
+are missing and where they go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .diffusion.continuation import DEFAULT_OFFSET_NOISE, DEFAULT_PRIOR_SIGNAL
+from .diffusion.segments import DEFAULT_OVERLAP, DEFAULT_SEGMENT_FRAMES
+from .errors import InputError
+from .progress import Progress, tqdm_progress
+from .types import DEFAULT_FPS
+from .video.preview import PREVIEW_STYLES
+from .weights.paths import MODEL_FOLDERS, ModelTree
+
+log = logging.getLogger("STM2PE")
+
+GUIDANCE_CHOICES = ("m2penc", "PDNS", "DNS", "P")
+# CHAMP guidance encoder of each map (file guidance_encoder_<name>.pth in models/champ)
+ABLATION_MAPS = {
+    "PDNS": ("dwpose", "depth", "normal", "semantic_map"),
+    "DNS": ("depth", "normal", "semantic_map"),
+    "P": ("dwpose",),
+}
+
+
+@dataclass
+class DanceRequest:
+    """Everything ``dance`` needs; defaults are the CLI's."""
+
+    music: Path
+    out: Path = Path("dance.mp4")
+    image: Path | None = None
+    models: Path | None = None
+    guidance: str = "m2penc"
+    seconds: float | None = None  # excerpt length (None = to the end)
+    offset: float = 0.0
+    seed: int = 42
+    steps: int = 20
+    cfg: float = 3.5
+    size: int = 512
+    fps: float = DEFAULT_FPS
+    m2penc: str | None = None  # weights file; None = bundled default
+    preview_style: str = "auto"
+    preview_size: int | None = None  # None = ``size``
+    segment_frames: int = DEFAULT_SEGMENT_FRAMES
+    overlap: int = DEFAULT_OVERLAP
+    prior_signal: float = DEFAULT_PRIOR_SIGNAL
+    offset_noise: float = DEFAULT_OFFSET_NOISE
+    tie_until: float = 0.8
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.music = Path(self.music)
+        self.out = Path(self.out)
+        self.image = None if self.image is None else Path(self.image)
+        self.models = None if self.models is None else Path(self.models)
+        if self.guidance not in GUIDANCE_CHOICES:
+            raise InputError(f"--guidance {self.guidance!r} is not one of {', '.join(GUIDANCE_CHOICES)}")
+        if self.out.suffix.lower() != ".mp4":
+            raise InputError(f"--out {self.out}: the video is written as mp4; give a file name ending in .mp4")
+        if self.seconds is not None and self.seconds <= 0:
+            raise InputError(f"--seconds must be > 0, got {self.seconds}")
+        if self.offset < 0:
+            raise InputError(f"--offset must be >= 0 seconds, got {self.offset}")
+        if not 64 <= self.size <= 2048 or self.size % 8:
+            raise InputError(f"--size must be a multiple of 8 between 64 and 2048, got {self.size}")
+        if self.preview_style not in PREVIEW_STYLES:
+            raise InputError(f"--preview {self.preview_style!r} is not one of {', '.join(PREVIEW_STYLES)}")
+        if self.steps < 1 or self.cfg < 0:
+            raise InputError(f"--steps must be >= 1 and --cfg >= 0, got {self.steps}, {self.cfg}")
+
+
+@dataclass
+class DanceResult:
+    path: Path
+    mode: str  # "preview" | "photoreal"
+    n_frames: int
+    fps: float
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # files that would enable the photoreal video
+    notes: list[str] = field(default_factory=list)
+
+
+# ---- which files the photoreal video needs ------------------------------------------------------
+
+
+def photoreal_files(guidance: str) -> list[tuple[str, tuple[str, ...], str]]:
+    """(folder, accepted names, what it is) for every file the photoreal video needs."""
+    files: list[tuple[str, tuple[str, ...], str]] = [
+        ("champ", ("denoising_unet.pth",), "CHAMP denoising UNet"),
+        ("champ", ("reference_unet.pth",), "CHAMP reference UNet"),
+        ("champ", ("motion_module.pth",), "CHAMP motion module (AnimateDiff v2 layout)"),
+        ("vae", ("sd-vae-ft-mse",), "SD1.5 VAE folder (config.json + diffusion_pytorch_model.safetensors)"),
+        ("clip_vision", ("image_encoder",), "sd-image-variations image_encoder folder (config.json + weights)"),
+    ]
+    for name in ABLATION_MAPS.get(guidance, ()):
+        files.append(("champ", (f"guidance_encoder_{name}.pth",), f"CHAMP guidance encoder for {name}"))
+    return files
+
+
+def missing_photoreal_files(tree: ModelTree, guidance: str) -> list[str]:
+    """Human-readable list of the photoreal files not found in ``tree`` (empty = all present)."""
+    out = []
+    for key, names, what in photoreal_files(guidance):
+        if tree.find(key, names) is None:
+            where = tree.folder(key) or Path("<models>") / key
+            out.append(f"{where / names[0]}  ({what})")
+    return out
+
+
+def _m2penc_guidance_problem(model: Any) -> str | None:
+    from .motion_inference import has_trained_guidance
+
+    if has_trained_guidance(model):
+        return None
+    return (
+        "the M2PEnc weights have no trained pose-guidance head (the bundled default ships without one), so "
+        "--guidance m2penc cannot drive the photoreal video: use --guidance PDNS (SMPL maps -> CHAMP guidance "
+        "encoders) or M2PEnc weights trained with guidance targets (--m2penc FILE)"
+    )
+
+
+# ---- the chain -------------------------------------------------------------------------------------
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        self.times: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.times[name] = round(now - self.t, 3)
+        self.t = now
+
+
+def load_audio(request: DanceRequest) -> Any:
+    """Load Music for the request (excerpt, beats) with the excerpt's own audio for the sound track."""
+    from .audio import load_music
+
+    return load_music(request.music, request.offset, request.seconds, request.fps, keep_audio=True)
+
+
+def features_for(model: Any, loaded: Any) -> Any:
+    """Per-frame features of the kind (and width) this M2PEnc was trained on."""
+    from .audio import encode_music
+    from .audio.features import with_beat_channel
+
+    cfg = model.config
+    feats = encode_music(loaded.music, "jukebox" if cfg.feature_kind == "jukebox" else "librosa")
+    if cfg.in_dim == feats.dim + 1:  # trained with the one-hot beat channel
+        feats = with_beat_channel(feats, loaded.music)
+    return feats
+
+
+def dance(request: DanceRequest, progress: Progress | None = None) -> DanceResult:
+    """Music (+ photo) -> mp4 at ``request.out`` (see the module docstring)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    timer = _Timer()
+    if not request.music.is_file():
+        raise InputError(f"{request.music}: music file not found. Check the path given to --music")
+    if request.image is not None and not request.image.is_file():
+        raise InputError(f"{request.image}: image not found. Check the path given to --image")
+    tree = ModelTree(request.models) if request.models is not None else ModelTree.default()
+    # decoding + beat tracking (librosa/numba start-up) overlaps with torch and the M2PEnc loading
+    with ThreadPoolExecutor(1, thread_name_prefix="stm2pe-music") as pool:
+        music_job = pool.submit(load_audio, request)
+        try:
+            from .motion_inference import load_m2penc, music_to_motion
+
+            model = load_m2penc(request.m2penc)
+            timer.lap("load_m2penc")
+            loaded = music_job.result()
+        except BaseException:
+            music_job.cancel()
+            raise
+    timer.lap("load_music")
+    features = features_for(model, loaded)
+    audio = (loaded.audio, loaded.audio_rate) if loaded.audio is not None else loaded.music
+    timer.lap("features")
+
+    missing = missing_photoreal_files(tree, request.guidance)
+    notes: list[str] = []
+    if request.guidance == "m2penc":
+        problem = _m2penc_guidance_problem(model)
+        if problem:
+            notes.append(problem)
+    if request.image is not None and not missing and not notes:
+        return _photoreal(request, tree, model, loaded.music, features, audio, timer, progress)
+    if request.image is not None:
+        notes.insert(0, "a photo was given but the photoreal video cannot be made yet; writing the guidance preview")
+    motion = music_to_motion(features, model)
+    timer.lap("m2penc")
+    n = _write_preview(request, motion, audio, progress)
+    timer.lap("render_and_write")
+    return DanceResult(
+        path=request.out,
+        mode="preview",
+        n_frames=n,
+        fps=request.fps,
+        seconds=n / request.fps,
+        timings=timer.times,
+        missing=missing,
+        notes=notes,
+    )
+
+
+def _write_preview(request: DanceRequest, motion: Any, audio: Any, progress: Progress | None) -> int:
+    from .video.preview import preview_frames
+    from .video.writer import write_video
+
+    size = request.preview_size or request.size
+    frames = preview_frames(motion, size, request.preview_style)
+    write_video(request.out, frames, request.fps, audio=audio, progress=progress, total=motion.n_frames)
+    return motion.n_frames
+
+
+def _photoreal(request, tree, model, music, features, audio, timer, progress) -> DanceResult:  # noqa: ANN001
+    raise InputError(
+        "the photoreal video needs the diffusion stack's model loader, which this build does not have yet; "
+        "run without --image for the guidance preview"
+    )
+
+
+# ---- CLI --------------------------------------------------------------------------------------------
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "dance",
+        help="music (+ photo) -> dance video with the music",
+        description="Make a dance video from a music file. With nothing downloaded it writes the guidance "
+        "preview (the bundled M2PEnc's dance, rendered); with --image and the CHAMP/SD weights "
+        "under --models it writes the photoreal video.",
+    )
+    p.add_argument("--music", required=True, type=Path, help="music file (wav, flac, ogg, mp3, m4a, ...)")
+    p.add_argument("--image", type=Path, help="photo of the person (photoreal video; needs the model files)")
+    p.add_argument("--out", type=Path, default=Path("dance.mp4"), help="output mp4 (default dance.mp4)")
+    p.add_argument("--models", type=Path, help="models folder laid out like ComfyUI's models/ (default $STM2PE_MODELS)")
+    p.add_argument(
+        "--guidance",
+        choices=GUIDANCE_CHOICES,
+        default="m2penc",
+        help="pose guidance: M2PEnc features or CHAMP maps (ablations)",
+    )
+    p.add_argument("--seconds", type=float, help="length of the excerpt in seconds (default: to the end)")
+    p.add_argument("--offset", type=float, default=0.0, help="start of the excerpt in seconds")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--steps", type=int, default=20, help="DDIM steps (photoreal)")
+    p.add_argument("--cfg", type=float, default=3.5, help="classifier-free guidance scale (photoreal)")
+    p.add_argument("--size", type=int, default=512, help="working size in pixels (square)")
+    p.add_argument("--m2penc", help="M2PEnc weights (.safetensors); default: the bundled model")
+    p.add_argument("--preview", dest="preview_style", choices=PREVIEW_STYLES, default="auto", help="preview look")
+    p.add_argument("--preview-size", type=int, help="preview size in pixels (default --size)")
+    p.add_argument("--segment-frames", type=int, default=DEFAULT_SEGMENT_FRAMES, help="frames per diffusion segment")
+    p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="frames shared by neighbouring segments")
+    p.add_argument(
+        "--prior-signal",
+        type=float,
+        default=DEFAULT_PRIOR_SIGNAL,
+        help="noise prior: share of the photo's latent kept in x_T (0 = off)",
+    )
+    p.add_argument(
+        "--tie-until", type=float, default=0.8, help="fraction of steps the overlap is tied to the previous segment"
+    )
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (photoreal)")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args: argparse.Namespace) -> int:
+    fields = DanceRequest.__dataclass_fields__
+    req = DanceRequest(**{k: v for k, v in vars(args).items() if k in fields})
+    result = dance(req, progress=tqdm_progress("video"))
+    t = sum(result.timings.values())
+    print(
+        f"wrote {result.path} ({result.mode}: {result.n_frames} frames at {result.fps:g} fps, {result.seconds:.1f} s, in {t:.1f} s)"
+    )
+    for note in result.notes:
+        print(f"note: {note}")
+    if result.mode == "preview" and result.missing:
+        where = req.models or "--models DIR (or $STM2PE_MODELS)"
+        print(
+            f"This is the guidance preview. For the photoreal video pass --image PHOTO and put these files under {where}:"
+        )
+        for line in result.missing:
+            print(f"  - {line}")
+        print(
+            "  (where each file comes from: README, 'Model files'; folders: " + ", ".join(sorted(MODEL_FOLDERS)) + ")"
+        )
+    return 0
