@@ -1,0 +1,273 @@
+"""Speed and memory of one 75-frame 640x640 segment (full-size CHAMP networks, random weights).
+
+Run on the GPU machine:  python bench/bench_diffusion.py --variants eager-fp16,eager-bf16 --out $OUT/bench.json
+
+Measures seconds per denoising step (all context windows, batched CFG), peak GPU memory, VAE
+decode (chunked), the reference pass and the guidance encoders, projects a 25-step segment,
+and compares it with the FLOP bound of longvideo_metrics.md section 3 (7.84 PFLOP -> 9.8 s at
+800 TFLOP/s) and with a CHAMP-style baseline run in the same process: the same modules with
+CHAMP's reference attention (bank tokens repeated per frame and projected again in every
+call, unconditional half computed with the reference and then recomputed without it).
+Speed does not depend on weight values, so the weights are random.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stm2pe_core.diffusion.context import context_windows  # noqa: E402
+from stm2pe_core.diffusion.reference import Reference, vae_decode  # noqa: E402
+from stm2pe_core.diffusion.sampling import denoise_segment  # noqa: E402
+from stm2pe_core.diffusion.scheduler import make_scheduler  # noqa: E402
+from stm2pe_core.models.guidance_encoder import GuidanceEncoder, sum_guidance  # noqa: E402
+from stm2pe_core.models.reference_attention import ReferenceAttnProcessor, _attend  # noqa: E402
+from stm2pe_core.models.unet import DenoisingUNet, ReferenceUNet, tiny_unet_config  # noqa: E402
+
+BOUND_PFLOP_25 = 7.84  # longvideo_metrics.md section 3: 75 frames, 640^2, CFG, 25 steps, one window
+BOUND_S = 9.8  # at 800 TFLOP/s
+
+
+class ChampStyleProcessor(ReferenceAttnProcessor):
+    """CHAMP's reader: cat([x, bank repeated per frame]) for every row, K/V projected each call,
+    then the unconditional rows recomputed as plain self-attention."""
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kw):
+        ctl = self.control
+        x = hidden_states
+        if ctl.mode != "read" or ctl.bank is None:
+            return super().__call__(attn, hidden_states)
+        ref = ctl.bank.tokens[self.path].to(x.dtype).expand(x.shape[0], -1, -1)
+        kv = torch.cat([x, ref], 1)
+        out = _attend(attn, attn.to_q(x), attn.to_k(kv), attn.to_v(kv))
+        u = ctl.uncond_rows
+        if u:
+            xu = x[:u]
+            out = out.clone()
+            out[:u] = _attend(attn, attn.to_q(xu), attn.to_k(xu), attn.to_v(xu))
+        return attn.to_out[0](out)
+
+
+def use_processor(unet, cls) -> None:
+    for mod in unet.modules():
+        proc = getattr(mod, "processor", None)
+        if isinstance(proc, ReferenceAttnProcessor):
+            mod.set_processor(cls(proc.path, proc.control))
+
+
+def cuda_time(fn, reps: int = 3, warmup: int = 1) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    if not torch.cuda.is_available():  # CPU smoke test of the script
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+        return out
+    torch.cuda.synchronize()
+    for _ in range(reps):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        fn()
+        e.record()
+        torch.cuda.synchronize()
+        out.append(s.elapsed_time(e) / 1000)
+    return out
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def build(dtype, device, config=None):
+    with torch.device(device):
+        ref, den = ReferenceUNet(config), DenoisingUNet(config)
+    ref = ref.to(dtype).eval()
+    den = den.to(dtype).eval()
+    for m in (ref, den):  # keep random activations in range for fp16 (values do not change speed)
+        for p in m.parameters():
+            p.data.mul_(0.5)
+    return ref, den
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=75)
+    ap.add_argument("--size", type=int, default=640)
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--context", type=int, default=24)
+    ap.add_argument("--overlap", type=int, default=4)
+    ap.add_argument("--variants", default="eager-fp16,eager-bf16,champ-style-fp16")
+    ap.add_argument("--full", default="", help="variant to also run a whole segment with (denoise_segment)")
+    ap.add_argument("--tiny", action="store_true", help="tiny networks (smoke test of this script)")
+    ap.add_argument("--decode", action="store_true", help="time the chunked VAE decode")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--device", default="cuda")
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    if dev.type != "cuda":  # CPU smoke test: make the CUDA-only calls harmless
+        torch.cuda.synchronize = lambda *a, **k: None
+        torch.cuda.reset_peak_memory_stats = lambda *a, **k: None
+        torch.cuda.max_memory_allocated = lambda *a, **k: 0
+        torch.cuda.get_device_name = lambda *a, **k: "cpu"
+        torch.cuda.empty_cache = lambda *a, **k: None
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+    info = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "gpu": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "frames": args.frames,
+        "size": args.size,
+        "steps": args.steps,
+        "context": [args.context, args.overlap],
+    }
+    import diffusers
+
+    info["diffusers"] = diffusers.__version__
+    print(json.dumps(info), flush=True)
+    h = w = args.size // 8
+    wins = context_windows(args.frames, args.context, args.overlap)
+    info["windows"] = [(x.start, x.stop) for x in wins]
+    info["frame_passes_per_step"] = sum(x.length for x in wins)
+    results = {}
+    cache: dict = {}
+    for variant in [v for v in args.variants.split(",") if v]:
+        name, _, prec = variant.rpartition("-")
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[prec]
+        if cache.get("dtype") != dtype:
+            cache.clear()
+            torch.cuda.empty_cache()
+            ref, den = build(dtype, dev, tiny_unet_config() if args.tiny else None)
+            cache.update(dtype=dtype, ref=ref, den=den)
+        ref, den = cache["ref"], cache["den"]
+        use_processor(den, ChampStyleProcessor if name == "champ-style" else ReferenceAttnProcessor)
+        unet = den
+        if name.startswith("compile"):
+            unet = torch.compile(den, mode="max-autotune-no-cudagraphs" if "autotune" in name else None, dynamic=False)
+        if "cl" in name.split("+"):
+            den.to(memory_format=torch.channels_last)
+        torch.cuda.reset_peak_memory_stats()
+        latent = torch.randn(1, 4, h, w, device=dev)
+        emb = torch.randn(1, 1, den.config["cross_attention_dim"], device=dev)
+        t0 = time.perf_counter()
+        bank = ref.write_bank(latent, emb)
+        torch.cuda.synchronize()
+        ref_s = time.perf_counter() - t0
+        reference = Reference(latent=latent, clip_embedding=emb, bank=bank, image=torch.zeros(args.size, args.size, 3))
+        guid = torch.randn(1, den.config["block_out_channels"][0], args.frames, h, w, device=dev, dtype=dtype) * 0.1
+        sched = make_scheduler()
+        sched.set_timesteps(args.steps, device=dev)
+        lat = torch.randn(1, 4, args.frames, h, w, device=dev)
+
+        def one_step(unet=unet, reference=reference, guid=guid, lat=lat, sched=sched):
+            # exactly denoise_segment's inner loop for one step (the library function, steps=1)
+            return denoise_segment(
+                unet,
+                reference,
+                guid,
+                steps=1,
+                init_latents=lat,
+                context_size=args.context,
+                context_overlap=args.overlap,
+                scheduler=sched,
+            )
+
+        try:
+            t_compile = time.perf_counter()
+            one_step()
+            first = time.perf_counter() - t_compile
+            times = cuda_time(one_step, reps=3, warmup=1)
+        except torch.OutOfMemoryError as exc:
+            results[variant] = {"error": f"OOM: {exc}"[:300]}
+            print(variant, "OOM", flush=True)
+            continue
+        step = median(times)
+        peak = torch.cuda.max_memory_allocated() / 2**30
+        seg = args.steps * step
+        results[variant] = {
+            "step_s": step,
+            "step_times": times,
+            "first_call_s": first,
+            "segment_denoise_s": seg,
+            "reference_unet_s": ref_s,
+            "peak_gib": peak,
+        }
+        print(variant, json.dumps(results[variant]), flush=True)
+        if args.full == variant:  # a whole segment through the library, seeded noise included
+            torch.cuda.reset_peak_memory_stats()
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            out = denoise_segment(
+                unet,
+                reference,
+                guid,
+                steps=args.steps,
+                seed=42,
+                context_size=args.context,
+                context_overlap=args.overlap,
+            )
+            torch.cuda.synchronize()
+            results[variant]["full_segment_denoise_s"] = time.perf_counter() - t0
+            results[variant]["full_segment_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            results[variant]["full_segment_finite"] = bool(torch.isfinite(out).all())
+            print("full", variant, json.dumps(results[variant]), flush=True)
+        del lat
+    # guidance encoders and VAE decode, once (fp16)
+    extra = {}
+    dtype = torch.float16
+    with torch.device(dev):
+        encs = {t: GuidanceEncoder().to(dtype).eval() for t in ("depth", "normal", "semantic_map", "dwpose")}
+    maps = {t: torch.rand(args.frames, 3, args.size, args.size, device=dev) for t in encs}
+    with torch.no_grad():
+        extra["guidance_encoders_4_s"] = median(
+            cuda_time(lambda encs=encs, maps=maps: sum_guidance(encs, maps, chunk=16), reps=3)
+        )
+    del encs, maps
+    if args.decode:
+        from diffusers import AutoencoderKL
+
+        from stm2pe_core.models.encoders import vae_config
+
+        with torch.device(dev):
+            vae = AutoencoderKL(**vae_config()).to(dtype).eval()
+        z = torch.randn(1, 4, args.frames, h, w, device=dev) * 0.5
+        for chunk in (8, 16):
+            torch.cuda.reset_peak_memory_stats()
+            extra[f"vae_decode_chunk{chunk}_s"] = median(cuda_time(lambda c=chunk: vae_decode(vae, z, chunk=c), reps=2))
+            extra[f"vae_decode_chunk{chunk}_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        del vae
+    print("extra", json.dumps(extra), flush=True)
+    # summary
+    print("\n| variant | s/step | 25-step denoise s | + decode/ref/guid s | peak GiB | bound ratio |")
+    print("|---|---|---|---|---|---|")
+    overhead = extra.get("vae_decode_chunk8_s", 0.0) + extra.get("guidance_encoders_4_s", 0.0)
+    for k, r in results.items():
+        if "error" in r:
+            print(f"| {k} | {r['error'][:40]} |")
+            continue
+        total = r["segment_denoise_s"] + overhead + r["reference_unet_s"]
+        r["segment_total_s"] = total
+        r["bound_ratio"] = BOUND_S / total
+        print(
+            f"| {k} | {r['step_s']:.3f} | {r['segment_denoise_s']:.1f} | {total:.1f} | {r['peak_gib']:.1f} | {BOUND_S / total:.2f} |"
+        )
+    if args.out:
+        Path(args.out).write_text(json.dumps({"info": info, "results": results, "extra": extra}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
