@@ -121,11 +121,11 @@ class PreviewBody(BodyModel):
         def ell(part: int, centre: np.ndarray, radii: tuple[float, float, float]) -> None:
             shapes.append((part, ellipsoid(centre, np.array(radii), segs=segs + 4)))
 
-        # torso
-        ell(0, j[0] + [0.0, -0.02, -0.01], (0.150, 0.105, 0.105))
-        ell(3, (j[3] + j[6]) / 2 + [0.0, 0.0, 0.0], (0.140, 0.100, 0.095))
-        ell(6, (j[6] + j[9]) / 2 + [0.0, 0.01, 0.005], (0.150, 0.085, 0.100))
-        ell(9, j[9] + [0.0, 0.10, -0.01], (0.165, 0.125, 0.105))
+        # torso: overlapping ellipsoids, tall enough that the seams between them stay smooth
+        ell(0, j[0] + [0.0, -0.015, -0.01], (0.150, 0.125, 0.105))
+        ell(3, (j[3] + j[6]) / 2, (0.140, 0.130, 0.095))
+        ell(6, (j[6] + j[9]) / 2 + [0.0, 0.015, 0.005], (0.150, 0.120, 0.100))
+        ell(9, j[9] + [0.0, 0.10, -0.01], (0.165, 0.140, 0.105))
         cap(12, j[12] - up * 0.02, j[15], 0.052, 0.048)
         # head (+ nose so the facing direction shows in depth/normal maps)
         ell(15, j[15] + _HEAD_CENTRE, tuple(_HEAD_RADII))

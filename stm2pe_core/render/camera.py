@@ -87,7 +87,7 @@ def look_at(eye, target, width: int, height: int, focal: float | None = None, up
     if np.linalg.norm(fwd) < 1e-9:
         raise InputError("camera eye and target are the same point")
     z = fwd / np.linalg.norm(fwd)
-    x = np.cross(z, -np.asarray(up, dtype=np.float64))  # camera x = right on screen, y = down
+    x = np.cross(-np.asarray(up, dtype=np.float64), z)  # camera x = right on screen, y = down
     if np.linalg.norm(x) < 1e-9:
         raise InputError("camera looks straight along the up direction; move the eye")
     x /= np.linalg.norm(x)

@@ -1,0 +1,79 @@
+"""The ``render`` CLI command and the two motion nodes (run without ComfyUI)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+from pack_loader import pack_submodule
+
+from stm2pe_core.cli import main
+
+
+def _aist_file(path, n=30):
+    t = np.arange(n) / 60.0
+    poses = np.zeros((n, 24, 3))
+    poses[:, 16, 2] = -1.0 + np.sin(2 * np.pi * t)
+    poses[:, 0, 1] = 0.5 * t
+    trans = np.stack([0.1 * t, 0.9 + 0 * t, 0 * t], axis=1) * 90.0
+    path.write_bytes(
+        pickle.dumps({"smpl_poses": poses.reshape(n, 72), "smpl_trans": trans, "smpl_scaling": np.array([90.0])})
+    )
+    return path
+
+
+def test_cli_render_to_champ_folders(tmp_path, capsys):
+    src = _aist_file(tmp_path / "dance.pkl")
+    out = tmp_path / "maps"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")  # other files in the folder survive
+    assert main(["render", "--motion", str(src), "--out", str(out), "--size", "64", "48", "--fps", "30"]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert info["frames"] == 15 and info["body"] == "preview" and info["size"] == [64, 48]
+    for name in ("depth", "normal", "semantic_map", "dwpose", "preview"):
+        assert len(list((out / name).glob("*.png"))) == 15, name
+    import cv2
+
+    img = cv2.imread(str(out / "normal" / "0000.png"))
+    assert img.shape == (48, 64, 3) and img.max() > 0
+    kp = np.load(out / "keypoints.npz")
+    assert kp["keypoints"].shape == (15, 18, 3) and kp["heatmaps"].shape == (15, 18, 6, 8)
+    assert (out / "keep.txt").read_text() == "mine" and not list(tmp_path.glob("*.partial"))
+
+
+def test_cli_render_mp4_and_errors(tmp_path, capsys):
+    pytest.importorskip("av")
+    src = _aist_file(tmp_path / "dance.pkl")
+    out = tmp_path / "prev.mp4"
+    assert main(["render", "--motion", str(src), "--out", str(out), "--size", "64", "--maps", "depth", "skeleton"]) == 0
+    import av
+
+    with av.open(str(out)) as c:
+        frames = [f for f in c.decode(video=0)]
+    assert len(frames) == 7 and (frames[0].height, frames[0].width) == (32, 64)  # two half-size tiles side by side
+    bad = tmp_path / "evil.pkl"
+    bad.write_bytes(b"cos\nsystem\n(S'echo hi'\ntR.")
+    assert main(["render", "--motion", str(bad), "--out", str(tmp_path / "x")]) == 2
+    assert "refused" in capsys.readouterr().err
+
+
+def test_nodes_load_and_render(tmp_path, monkeypatch):
+    mod = pack_submodule("nodes.motion")
+    monkeypatch.chdir(tmp_path)  # input_directory() is the cwd without ComfyUI
+    _aist_file(tmp_path / "dance.pkl", n=24)
+    assert "dance.pkl" in mod.motion_files()
+    load = mod.STM2PELoadMotion()
+    assert mod.STM2PELoadMotion.VALIDATE_INPUTS("dance.pkl") is True
+    assert "not found" in mod.STM2PELoadMotion.VALIDATE_INPUTS("nope.pkl")
+    motion, n, fps = load.load("dance.pkl", 15.0, 0.0, 0.0, "auto")
+    assert (n, fps) == (6, 15.0) and motion.n_frames == 6
+    out = mod.STM2PERenderSMPLGuidance().render(
+        motion, 64, 64, True, False, True, True, "fit dance (front)", "preview", "neutral"
+    )
+    depth, normal, semantic, skeleton, preview, maps = out
+    assert tuple(depth.shape) == (6, 64, 64, 3) and tuple(normal.shape) == (1, 64, 64, 3) and float(normal.max()) == 0.0
+    assert tuple(preview.shape) == (6, 64, 64, 3)  # 2x2 grid of half-size tiles
+    assert set(maps.maps) == {"depth", "semantic_map", "dwpose"} and maps.keypoints.shape == (6, 18, 3)
+    assert tuple(semantic.shape) == (6, 64, 64, 3) and float(skeleton.max()) > 0
