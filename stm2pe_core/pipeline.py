@@ -238,6 +238,80 @@ def _write_preview(request: DanceRequest, motion: Any, audio: Any, progress: Pro
     return motion.n_frames
 
 
+def generate_song(
+    total: int,
+    guidance_for: Any,
+    unet: Any,
+    reference: Any,
+    decode: Any,
+    writer: Any = None,
+    *,
+    segment_frames: int = DEFAULT_SEGMENT_FRAMES,
+    continuation: Any = None,
+    steps: int = 20,
+    cfg: float = 3.5,
+    seed: int = 42,
+    context_size: int | None = None,
+    decode_chunk: int = 8,
+    keep_frames: bool = False,
+    on_segment: Any = None,
+    progress: Progress | None = None,
+) -> Any:
+    """Denoise a whole song segment by segment and stream the decoded frames to ``writer``.
+
+    ``guidance_for(start, stop)`` -> guidance features (F, 320, h, w) for those frames (each
+    frame is asked for once; a segment reuses what it shares with the previous one). Only the
+    current and the previous segment's latents and guidance are alive at any time, so memory
+    does not grow with the song. ``on_segment(segment, latents)`` sees every segment's latents
+    (tests, debugging). Returns the :class:`~stm2pe_core.diffusion.stitch.SongAssembler`.
+    """
+    import torch
+
+    from .diffusion.context import DEFAULT_CONTEXT
+    from .diffusion.continuation import ContinuationConfig, denoise_song, noise_prior
+    from .diffusion.sampling import denoise_segment
+    from .diffusion.scheduler import make_scheduler
+    from .diffusion.segments import GuidanceFeed, plan_segments
+    from .diffusion.stitch import SongAssembler
+
+    cont = continuation or ContinuationConfig()
+    plan = plan_segments(total, segment_frames, cont.overlap)
+    sched = make_scheduler()
+    gen = torch.Generator().manual_seed(int(seed))
+    n_seg = len(plan)
+
+    def init(seg: Any) -> Any:
+        return noise_prior(reference.latent.float().cpu(), seg.length, sched, gen, cont.prior_signal, cont.offset_noise)
+
+    def denoise(seg: Any, guidance: Any, init_latents: Any, hook: Any) -> Any:
+        def step_progress(done: int, _total: int) -> None:
+            if progress is not None:
+                progress(seg.index * steps + done, n_seg * steps)
+
+        return denoise_segment(
+            unet,
+            reference,
+            guidance,
+            num_frames=seg.length,
+            steps=steps,
+            cfg=cfg,
+            seed=int(seed) + seg.index,
+            scheduler=sched,
+            context_size=min(context_size or DEFAULT_CONTEXT, 32),
+            init_latents=init_latents,
+            step_hook=hook,
+            progress=step_progress,
+        )
+
+    asm = SongAssembler(plan, decode, writer, keep_frames=keep_frames, chunk=decode_chunk)
+    feed = GuidanceFeed(plan, guidance_for, axis=0)
+    for seg, latents in denoise_song(plan, iter(feed), denoise, init, steps, cont, gen):
+        if on_segment is not None:
+            on_segment(seg, latents)
+        asm.add(seg, latents)
+    return asm
+
+
 def _photoreal(request, tree, model, music, features, audio, timer, progress) -> DanceResult:  # noqa: ANN001
     raise InputError(
         "the photoreal video needs the diffusion stack's model loader, which this build does not have yet; "
