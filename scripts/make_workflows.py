@@ -223,9 +223,53 @@ class Graph:
 GRAPHS: dict[str, Any] = {}
 
 
-def graph(fn):
-    GRAPHS[fn.__name__] = fn
-    return fn
+def graph(name: str):
+    def register(fn):
+        GRAPHS[name] = fn
+        return fn
+
+    return register
+
+
+DEMO_SONG = "stm2pe_demo_song.ogg"
+
+
+@graph("01_music_to_dance_preview")
+def music_to_dance_preview(g: Graph) -> None:
+    g.note(
+        "Music -> dance preview (nothing to download)",
+        "Runs with the embedded default: librosa music features + the bundled M2PEnc + the built-in "
+        "preview body rendered with pyrender.\n\n"
+        "1. Load Music: pick or upload a song (the demo song ships with the pack: copy "
+        "stm2pe_core/assets/demo_song.ogg into ComfyUI/input as stm2pe_demo_song.ogg). Set "
+        "duration_seconds to try a short excerpt first.\n"
+        "2. Jukebox Encode: 'librosa' mode with the beat channel is what the bundled M2PEnc was "
+        "trained on. 'jukebox' needs jukemirlib + its weights + a big GPU.\n"
+        "3. M2PEnc Pose Guidance: the dance (SMPL motion) and a keypoint-heatmap skeleton preview.\n"
+        "4. Render SMPL Guidance: CHAMP-style depth / normal / semantic / skeleton maps; with SMPL "
+        "model files in models/smpl the real SMPL body is used.\n"
+        "5. Create Video + Save Video (core): the preview grid with the music, saved to "
+        "ComfyUI/output/stm2pe/.",
+    )
+    music = g.add("STM2PELoadMusic", audio=DEMO_SONG, fps=15.0)
+    feats = g.add("STM2PEJukeboxEncode", music=music.out("music"), mode="librosa", beat_channel=True)
+    m2p = g.add("STM2PEM2PEncPoseGuidance", music_features=feats.out("music_features"))
+    maps = g.add("STM2PERenderSMPLGuidance", motion=m2p.out("motion"), width=512, height=512)
+    video = g.add("CreateVideo", images=maps.out("preview"), fps=15.0, audio=music.out("audio"))
+    g.add("SaveVideo", video=video.out("VIDEO"), filename_prefix="stm2pe/dance_preview")
+    heat = g.add(
+        "CreateVideo",
+        title="Create Video (heatmap skeletons)",
+        images=m2p.out("heatmap_preview"),
+        fps=15.0,
+        audio=music.out("audio"),
+    )
+    g.add(
+        "SaveVideo",
+        title="Save Video (heatmap skeletons)",
+        video=heat.out("VIDEO"),
+        filename_prefix="stm2pe/dance_heatmaps",
+    )
 
 
 def build(defs: dict[str, NodeDef]) -> dict[str, Graph]:

@@ -377,7 +377,20 @@ def load_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-# What each example workflow needs besides the pack: files to put in ComfyUI's input folder
-# (name in the graph -> file in this repository) and model files under models/ (paths relative to
-# models/). Tests copy the inputs and skip a workflow whose models are absent.
-WORKFLOW_NEEDS: dict[str, dict[str, Any]] = {}
+# What each example workflow needs besides the pack: ``inputs`` = files to put in ComfyUI's input
+# folder (name in the graph -> file in this repository), ``pack_files`` = files of this repository
+# that must exist (bundled weights), ``models`` = files under models/. The real-ComfyUI test copies
+# the inputs, skips a workflow whose files are absent, and applies ``test_overrides``
+# ({"ClassType.input": value}, e.g. a shorter excerpt) to stay fast on a CPU.
+DEMO_SONG = "stm2pe_core/assets/demo_song.ogg"
+BUNDLED_M2PENC = "stm2pe_core/assets/m2penc_default.safetensors"
+WORKFLOW_NEEDS: dict[str, dict[str, Any]] = {
+    "01_music_to_dance_preview": {
+        "inputs": {"stm2pe_demo_song.ogg": DEMO_SONG},
+        "pack_files": [BUNDLED_M2PENC],
+        "models": [],
+        "test_overrides": {"STM2PELoadMusic.duration_seconds": 4.0},
+        "expect_videos": {"frames": 60, "fps": 15, "audio": True},
+        "timeout": 600,
+    },
+}
