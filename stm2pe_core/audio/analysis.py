@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 TARGET_RATE = 15360  # EDGE's analysis sample rate (30 fps * 512)
 BEAT_HOP_DIV = 4  # beat-tracking envelope runs at 4 x fps
 BEAT_N_FFT = 1024  # short window: onset peaks land close to the true attack
+FRAME_N_FFT = 2048  # librosa default, as in EDGE's baseline features
 DEFAULT_START_BPM = 120.0
 ANALYSIS_VERSION = "1"  # bump when the analysis changes results (part of the content hash)
 
@@ -58,16 +59,43 @@ def analysis_grid(fps: float) -> Grid:
     return Grid(float(fps), TARGET_RATE, max(1, int(round(hop0))), False)
 
 
-def onset_envelope_frames(y: np.ndarray, grid: Grid) -> np.ndarray:
-    """Onset strength per video frame (librosa, hop = one frame), length N + 1 (centre frames)."""
-    import librosa
+@dataclass
+class Spectra:
+    """Small filter-bank outputs of two chunked STFT passes (see :mod:`.spectral`)."""
 
-    if grid.exact:
-        return librosa.onset.onset_strength(y=y, sr=grid.sample_rate, hop_length=grid.hop).astype(np.float32)
-    env = librosa.onset.onset_strength(y=y, sr=grid.sample_rate, hop_length=grid.hop)
-    return resample_to_frames(
-        env[:, None], grid.sample_rate / grid.hop, grid.fps, int(len(y) / grid.sample_rate * grid.fps) + 1
-    )[:, 0]
+    frame_mel: np.ndarray  # (128, N+1) mel power, hop = one video frame, n_fft 2048
+    frame_mel40: np.ndarray  # (40, N+1) coarser mel power for section timbre
+    frame_power: np.ndarray  # (1, N+1) total power
+    beat_mel: np.ndarray  # (128, M) mel power at the fine beat hop, n_fft BEAT_N_FFT
+    beat_chroma: np.ndarray  # (12, M) chroma power at the fine beat hop
+
+
+def compute_spectra(y: np.ndarray, grid: Grid) -> Spectra:
+    from .spectral import banked_power, chroma_bank, mel_bank
+
+    sr = grid.sample_rate
+    n_bins = 1 + FRAME_N_FFT // 2
+    frame_mel, frame_mel40, power = banked_power(
+        y,
+        FRAME_N_FFT,
+        grid.hop,
+        [mel_bank(sr, FRAME_N_FFT), mel_bank(sr, FRAME_N_FFT, 40), np.ones((1, n_bins), np.float32)],
+    )
+    beat_mel, beat_chroma = banked_power(
+        y, BEAT_N_FFT, grid.beat_hop, [mel_bank(sr, BEAT_N_FFT), chroma_bank(sr, BEAT_N_FFT)]
+    )
+    return Spectra(frame_mel, frame_mel40, power, beat_mel, beat_chroma)
+
+
+def onset_envelope_frames(spec: Spectra, grid: Grid, n: int) -> np.ndarray:
+    """librosa onset strength with one hop per video frame, ``n`` frames (frame j at j / fps)."""
+    from .spectral import onset_from_mel
+
+    env = onset_from_mel(spec.frame_mel, grid.sample_rate, grid.hop, FRAME_N_FFT)
+    if not grid.exact:
+        env = resample_to_frames(env[:, None], grid.sample_rate / grid.hop, grid.fps, n)[:, 0]
+    env = env[:n]
+    return np.pad(env, (0, n - len(env))).astype(np.float32) if len(env) < n else env.astype(np.float32)
 
 
 def resample_to_frames(x: np.ndarray, rate: float, fps: float, n: int) -> np.ndarray:
@@ -77,7 +105,9 @@ def resample_to_frames(x: np.ndarray, rate: float, fps: float, n: int) -> np.nda
     return np.stack([np.interp(t_dst, t_src, x[:, c]) for c in range(x.shape[1])], axis=1).astype(np.float32)
 
 
-def track_beats(y: np.ndarray, grid: Grid, start_bpm: float = 0.0) -> tuple[np.ndarray, float, np.ndarray]:
+def track_beats(
+    spec: Spectra, grid: Grid, duration: float, start_bpm: float = 0.0
+) -> tuple[np.ndarray, float, np.ndarray]:
     """Beat times (s), tempo (BPM) and the fine onset envelope used to find them.
 
     librosa's tempo estimate is quantised to autocorrelation lags (~3 % steps at 60 Hz), so the
@@ -86,16 +116,46 @@ def track_beats(y: np.ndarray, grid: Grid, start_bpm: float = 0.0) -> tuple[np.n
     """
     import librosa
 
+    from .spectral import onset_from_mel
+
     sr, hop = grid.sample_rate, grid.beat_hop
-    env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, n_fft=BEAT_N_FFT)
+    env = onset_from_mel(spec.beat_mel, sr, hop, BEAT_N_FFT)
     bpm0 = float(start_bpm) if start_bpm and start_bpm > 0 else DEFAULT_START_BPM
-    tempo_q, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop, start_bpm=bpm0, tightness=100)
-    tempo_q = float(np.atleast_1d(tempo_q)[0])
+    tempo_q = estimate_tempo(env, sr, hop, bpm0)
+    _, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop, bpm=tempo_q, tightness=100)
     times = librosa.frames_to_time(np.asarray(frames), sr=sr, hop_length=hop)
     times = refine_beat_times(times, env, sr / hop)
     tempo = refit_tempo(times, tempo_q)
-    times = extend_beats(times, env, sr / hop, tempo, len(y) / sr)
+    times = extend_beats(times, env, sr / hop, tempo, duration)
     return times.astype(np.float64), tempo, env
+
+
+def estimate_tempo(
+    env: np.ndarray, sr: int, hop: int, start_bpm: float, ac_size: float = 8.0, chunk: int = 6000
+) -> float:
+    """librosa's global tempo estimate (mean autocorrelation tempogram + log-normal prior at
+    ``start_bpm``), with the tempogram averaged chunk by chunk: a whole-song tempogram of a
+    10-minute song at 60 Hz would need ~1 GB."""
+    import librosa
+
+    win = int(round(ac_size * sr / hop))
+    if len(env) <= chunk:
+        return float(
+            np.atleast_1d(
+                librosa.feature.tempo(onset_envelope=env, sr=sr, hop_length=hop, start_bpm=start_bpm, ac_size=ac_size)
+            )[0]
+        )
+    total = np.zeros(win)
+    for k in range(0, len(env), chunk):
+        part = env[k : k + chunk]
+        if len(part) < win:  # a short tail adds little and distorts the mean
+            continue
+        tg = librosa.feature.tempogram(onset_envelope=part, sr=sr, hop_length=hop, win_length=win)
+        total += tg.sum(axis=1)
+    tg_mean = (total / len(env))[:, None]
+    return float(
+        np.atleast_1d(librosa.feature.tempo(tg=tg_mean, sr=sr, hop_length=hop, start_bpm=start_bpm, ac_size=ac_size))[0]
+    )
 
 
 def extend_beats(times: np.ndarray, env: np.ndarray, env_rate: float, tempo: float, duration: float) -> np.ndarray:
@@ -180,7 +240,7 @@ def refit_tempo(times: np.ndarray, fallback: float) -> float:
     return float(60.0 / slope)
 
 
-def find_downbeats(y: np.ndarray, grid: Grid, beat_times: np.ndarray, beats_per_bar: int = 4) -> np.ndarray:
+def find_downbeats(spec: Spectra, grid: Grid, beat_times: np.ndarray, beats_per_bar: int = 4) -> np.ndarray:
     """Downbeats assuming a constant metre: the beat phase where bass onsets and chord changes land.
 
     librosa has no downbeat tracker; in dance music the bar starts carry the kick/bass note, the
@@ -192,17 +252,17 @@ def find_downbeats(y: np.ndarray, grid: Grid, beat_times: np.ndarray, beats_per_
     if len(beat_times) < beats_per_bar * 2:
         return beat_times[:1].copy()
     sr, hop = grid.sample_rate, grid.beat_hop
-    mel = librosa.feature.melspectrogram(y=y, sr=sr, hop_length=hop, n_fft=BEAT_N_FFT * 2, n_mels=64, fmax=sr / 2)
-    freqs = librosa.mel_frequencies(n_mels=64, fmax=sr / 2)
-    low = librosa.onset.onset_strength(S=librosa.power_to_db(mel[freqs < 200]), sr=sr, hop_length=hop)
-    chroma = librosa.feature.chroma_stft(y=y, sr=sr, hop_length=hop, n_fft=BEAT_N_FFT * 2)
+    mel = spec.beat_mel
+    freqs = librosa.mel_frequencies(n_mels=mel.shape[0], fmax=sr / 2)
+    low = librosa.onset.onset_strength(S=librosa.power_to_db(mel[freqs < 200]), sr=sr, hop_length=hop, n_fft=BEAT_N_FFT)
+    chroma = librosa.util.normalize(spec.beat_chroma, norm=np.inf, axis=0)
     bf = np.clip(np.round(beat_times * sr / hop).astype(int), 0, chroma.shape[1] - 1)
     sync = librosa.util.sync(chroma, bf, aggregate=np.median)  # columns: [0, b0), [b0, b1), ...
     sync = sync / (np.linalg.norm(sync, axis=0, keepdims=True) + 1e-9)
     change = np.zeros(len(bf))
     change[1:] = 1.0 - np.sum(sync[:, 1:-1] * sync[:, 2:], axis=0)[: len(bf) - 1] if sync.shape[1] > 2 else 0.0
     low_at = np.array([low[max(0, b - 1) : b + 2].max() for b in bf])
-    full = librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sr, hop_length=hop)
+    full = librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sr, hop_length=hop, n_fft=BEAT_N_FFT)
     full_at = np.array([full[max(0, b - 1) : b + 2].max() for b in bf])
 
     def z(v: np.ndarray) -> np.ndarray:
@@ -215,7 +275,7 @@ def find_downbeats(y: np.ndarray, grid: Grid, beat_times: np.ndarray, beats_per_
 
 
 def find_sections(
-    y: np.ndarray, grid: Grid, downbeat_times: np.ndarray, min_bars: int = 2, min_ratio: float = 2.5
+    spec: Spectra, grid: Grid, downbeat_times: np.ndarray, min_bars: int = 2, min_ratio: float = 2.5
 ) -> np.ndarray:
     """Section starts (s, on downbeats) where bar-level timbre/loudness changes for good.
 
@@ -226,15 +286,16 @@ def find_sections(
     """
     import librosa
 
+    from .spectral import onset_from_mel
+
     nb = len(downbeat_times)
     if nb < 2 * min_bars:
         return np.zeros(0)
     sr, hop = grid.sample_rate, grid.hop
-    mel = librosa.power_to_db(
-        librosa.feature.melspectrogram(y=y, sr=sr, hop_length=hop, n_mels=40), ref=1.0, top_db=None
-    )
-    rms = librosa.amplitude_to_db(librosa.feature.rms(y=y, hop_length=hop), ref=1.0, top_db=None)
-    onset = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop)[None]
+    mel = librosa.power_to_db(spec.frame_mel40, ref=1.0, top_db=None)
+    # mean-square amplitude per frame from the power spectrum (Parseval, Hann window) -> dB
+    rms = librosa.power_to_db(spec.frame_power / (0.375 * FRAME_N_FFT**2 / 2), ref=1.0, top_db=None)
+    onset = onset_from_mel(spec.frame_mel, sr, hop, FRAME_N_FFT)[None]
     x = np.concatenate([mel / 10.0, rms / 5.0, onset], axis=0)  # roughly comparable units (dB/10)
     bf = np.clip(np.round(downbeat_times * sr / hop).astype(int), 0, x.shape[1] - 1)
     bars = librosa.util.sync(x, bf, aggregate=np.mean)[:, 1:]  # column k: bar starting at downbeat k
@@ -275,15 +336,15 @@ def analyse(
     y = np.ascontiguousarray(mono, dtype=np.float32)
     duration = len(y) / float(grid.sample_rate)
     n = frame_count(duration, grid.fps)
-    env = onset_envelope_frames(y, grid)[:n]
-    if len(env) < n:
-        env = np.pad(env, (0, n - len(env)))
+    spec = compute_spectra(y, grid)
+    env = onset_envelope_frames(spec, grid, n)
     peak = float(env.max()) if len(env) else 0.0
     env = (env / peak if peak > 0 else env).astype(np.float32)
-    beats, tempo, _ = track_beats(y, grid, start_bpm)
+    beats, tempo, _ = track_beats(spec, grid, duration, start_bpm)
     beats = beats[(beats >= 0) & (beats < duration)]
-    downbeats = find_downbeats(y, grid, beats)
-    sections = find_sections(y, grid, downbeats)
+    downbeats = find_downbeats(spec, grid, beats)
+    sections = find_sections(spec, grid, downbeats)
+    del spec
     return Music(
         waveform=y,
         sample_rate=grid.sample_rate,

@@ -47,7 +47,9 @@ class Decoded:
 class _Sink:
     """Collects decoded blocks: hash, peak, optional native copy, streaming mono resampler."""
 
-    def __init__(self, native_rate: int, channels: int, target_rate: int | None, keep_native: bool) -> None:
+    def __init__(
+        self, native_rate: int, channels: int, target_rate: int | None, keep_native: bool, expected: int = 0
+    ) -> None:
         import soxr
 
         self.native_rate = native_rate
@@ -56,7 +58,9 @@ class _Sink:
         self.hash = hashlib.sha256()
         self.hash.update(f"{native_rate}:{channels}".encode())
         self.peak = 0.0
-        self.native_blocks: list[np.ndarray] | None = [] if keep_native else None
+        # native copy in one preallocated buffer (grown if the length estimate was short), so a
+        # long song is not held twice while blocks are joined
+        self.native_buf: np.ndarray | None = np.empty((channels, max(expected, 1)), np.float32) if keep_native else None
         self.mono_blocks: list[np.ndarray] = []
         self.n = 0
         self.finite = True
@@ -73,9 +77,14 @@ class _Sink:
                 block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
             self.hash.update(block.tobytes())
             self.peak = max(self.peak, float(np.abs(block).max()))
+            if self.native_buf is not None:
+                need = self.n + block.shape[0]
+                if need > self.native_buf.shape[1]:
+                    grown = np.empty((self.channels, max(need, int(self.native_buf.shape[1] * 1.5))), np.float32)
+                    grown[:, : self.n] = self.native_buf[:, : self.n]
+                    self.native_buf = grown
+                self.native_buf[:, self.n : need] = block.T
             self.n += block.shape[0]
-            if self.native_blocks is not None:
-                self.native_blocks.append(block.T.copy())
         mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
         if self.resampler is not None:
             mono = self.resampler.resample_chunk(mono, last=last)
@@ -87,12 +96,11 @@ class _Sink:
             self.add(np.zeros((0, self.channels), np.float32), last=True)
         mono = np.concatenate(self.mono_blocks) if self.mono_blocks else np.zeros(0, np.float32)
         native = None
-        if self.native_blocks is not None:
-            native = (
-                np.concatenate(self.native_blocks, axis=1)
-                if self.native_blocks
-                else np.zeros((self.channels, 0), np.float32)
-            )
+        if self.native_buf is not None:
+            native = self.native_buf[:, : self.n]
+            if self.native_buf.shape[1] > self.n + self.n // 20 + 4096:  # estimate far too long: trim the slack
+                native = native.copy()
+            self.native_buf = None
         return Decoded(
             mono=mono,
             sample_rate=self.target_rate,
@@ -223,7 +231,10 @@ def decode_file(
     for backend in (_sf_blocks, _av_blocks) if use_sf else (_av_blocks,):
         try:
             sr, ch, file_seconds, blocks = backend(p, offset, duration)
-            sink = _Sink(sr, ch, sample_rate, keep_native)
+            expected = (
+                max(0.0, file_seconds - offset) if duration is None else min(duration, max(0.0, file_seconds - offset))
+            )
+            sink = _Sink(sr, ch, sample_rate, keep_native, int(expected * sr * 1.01) + 4096)
             for block in blocks:
                 sink.add(block)
             dec = sink.finish(file_seconds)
@@ -307,7 +318,7 @@ def decode_array(
     total = x.shape[1]
     start = int(round(offset * native_rate))
     stop = total if duration is None else min(total, start + int(round(duration * native_rate)))
-    sink = _Sink(native_rate, x.shape[0], sample_rate, keep_native)
+    sink = _Sink(native_rate, x.shape[0], sample_rate, keep_native, max(0, stop - start))
     for s in range(start, stop, BLOCK * 4):
         sink.add(x[:, s : min(stop, s + BLOCK * 4)].T)
     dec = sink.finish(total / float(native_rate))

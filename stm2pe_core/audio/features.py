@@ -16,8 +16,9 @@ import numpy as np
 from ..errors import InputError
 from ..progress import Progress
 from ..types import Music, MusicFeatures
-from .analysis import analysis_grid, resample_to_frames
+from .analysis import FRAME_N_FFT, analysis_grid, resample_to_frames
 from .cache import FeatureCache, cache_key
+from .spectral import banked_power, mel_bank, onset_from_mel
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,11 @@ def librosa_features(music: Music) -> MusicFeatures:
             f"{music.source}: MUSIC analysed at {sr} Hz does not match fps {music.fps} (expected {grid.sample_rate} Hz). Re-run Load Music"
         )
     hop = grid.hop
-    env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop)
-    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20, hop_length=hop).T
-    chroma = librosa.feature.chroma_cens(y=y, sr=sr, hop_length=hop, n_chroma=12).T
+    (mel,) = banked_power(y, FRAME_N_FFT, hop, [mel_bank(sr, FRAME_N_FFT)])  # = librosa's melspectrogram(y)
+    env = onset_from_mel(mel, sr, hop, FRAME_N_FFT)  # = onset_strength(y=y)
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=20).T  # = mfcc(y=y, n_mfcc=20)
+    del mel
+    chroma = chunked_chroma_cens(y, sr, hop).T
     m = min(len(env), len(mfcc), len(chroma))
     peaks = np.zeros((m, 1), np.float32)
     idx = librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=hop)
@@ -70,6 +73,31 @@ def librosa_features(music: Music) -> MusicFeatures:
     return MusicFeatures(
         np.ascontiguousarray(feats, dtype=np.float32), "librosa", music.fps, LIBROSA_COLUMNS, music.content_hash
     )
+
+
+def chunked_chroma_cens(
+    y: np.ndarray, sr: int, hop: int, chunk_seconds: float = 60.0, context_seconds: float = 6.0
+) -> np.ndarray:
+    """librosa.feature.chroma_cens(y) (12, frames), computed on overlapping pieces of a long song.
+
+    The CQT's longest filter (~1 s at C1) and CENS's 41-frame smoothing reach a few seconds, so
+    each piece carries ``context_seconds`` of extra audio on both sides that is cut off again.
+    """
+    import librosa
+
+    total = 1 + len(y) // hop
+    step = max(1, int(chunk_seconds * sr / hop))
+    ctx = int(context_seconds * sr / hop)
+    if total <= step + 2 * ctx:
+        return librosa.feature.chroma_cens(y=y, sr=sr, hop_length=hop, n_chroma=12)
+    out = np.empty((12, total), np.float32)
+    for k0 in range(0, total, step):
+        k1 = min(total, k0 + step)
+        a, b = max(0, k0 - ctx), min(total, k1 + ctx)  # frames computed for this piece
+        piece = y[a * hop : min(len(y), b * hop)]
+        c = librosa.feature.chroma_cens(y=piece, sr=sr, hop_length=hop, n_chroma=12)
+        out[:, k0:k1] = c[:, k0 - a : k1 - a]
+    return out
 
 
 def with_beat_channel(feats: MusicFeatures, music: Music) -> MusicFeatures:
