@@ -13,7 +13,7 @@ from ..stm2pe_core.audio.jukebox import LAYER, MAX_SECONDS, RESAMPLE_METHODS
 from ..stm2pe_core.audio.load import load_music, music_from_waveform
 from ..stm2pe_core.errors import InputError
 from ..stm2pe_core.types import DEFAULT_FPS
-from .common import CATEGORY, input_directory, models_root, node_progress
+from .common import CATEGORY, frames_to_image, input_directory, models_root, node_progress
 
 MUSIC = "STM2PE_MUSIC"
 MUSIC_FEATURES = "STM2PE_MUSIC_FEATURES"
@@ -285,13 +285,57 @@ class STM2PEClearFeatureCache:
         return {"ui": {"text": [text]}, "result": (text,)}
 
 
+class STM2PEPreviewMusicFeatures:
+    """Show MUSIC_FEATURES as an image (time left to right, beats/downbeats/sections marked)."""
+
+    DESCRIPTION = "Preview per-frame music features (and the beats, downbeats and sections of the MUSIC) as an image and a text summary."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {"music_features": (MUSIC_FEATURES,)},
+            "optional": {"music": (MUSIC, {"tooltip": "adds beat ticks, downbeats and section lines"})},
+        }
+
+    RETURN_TYPES = ("IMAGE", "STRING")
+    RETURN_NAMES = ("image", "summary")
+    FUNCTION = "preview"
+    CATEGORY = CAT
+    OUTPUT_NODE = True
+
+    def preview(self, music_features, music=None):
+        from ..stm2pe_core.audio.preview import feature_image, summary
+
+        image = frames_to_image(feature_image(music_features, music))
+        text = summary(music_features, music)
+        return {"ui": {"images": save_preview_png(image), "text": [text]}, "result": (image, text)}
+
+
+def save_preview_png(image) -> list[dict]:
+    """Write the preview into ComfyUI's temp folder (as PreviewImage does); nothing outside ComfyUI."""
+    try:
+        import folder_paths
+    except ImportError:
+        return []
+    import uuid
+
+    import cv2
+
+    name = f"stm2pe_features_{uuid.uuid4().hex[:12]}.png"
+    arr = (image[0].numpy() * 255).round().astype("uint8")[:, :, ::-1]
+    cv2.imwrite(os.path.join(folder_paths.get_temp_directory(), name), arr)
+    return [{"filename": name, "subfolder": "", "type": "temp"}]
+
+
 NODE_CLASS_MAPPINGS = {
     "STM2PELoadMusic": STM2PELoadMusic,
     "STM2PEJukeboxEncode": STM2PEJukeboxEncode,
     "STM2PEClearFeatureCache": STM2PEClearFeatureCache,
+    "STM2PEPreviewMusicFeatures": STM2PEPreviewMusicFeatures,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "STM2PELoadMusic": "Load Music (STM2PE)",
     "STM2PEJukeboxEncode": "Jukebox Encode (STM2PE)",
     "STM2PEClearFeatureCache": "Clear Music Feature Cache (STM2PE)",
+    "STM2PEPreviewMusicFeatures": "Preview Music Features (STM2PE)",
 }

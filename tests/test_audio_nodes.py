@@ -42,7 +42,12 @@ def music_nodes(tmp_path, monkeypatch):
 def test_declarations_are_consistent():
     mod = _load_music_nodes()
     pack = sys.modules[PACK]
-    assert set(mod.NODE_CLASS_MAPPINGS) == {"STM2PELoadMusic", "STM2PEJukeboxEncode", "STM2PEClearFeatureCache"}
+    assert set(mod.NODE_CLASS_MAPPINGS) == {
+        "STM2PELoadMusic",
+        "STM2PEJukeboxEncode",
+        "STM2PEClearFeatureCache",
+        "STM2PEPreviewMusicFeatures",
+    }
     assert set(mod.NODE_DISPLAY_NAME_MAPPINGS) == set(mod.NODE_CLASS_MAPPINGS)
     for node_id, cls in mod.NODE_CLASS_MAPPINGS.items():
         assert pack.NODE_CLASS_MAPPINGS[node_id] is cls  # registered through the pack's __init__
@@ -53,7 +58,7 @@ def test_declarations_are_consistent():
         )
         assert callable(getattr(cls, cls.FUNCTION)) and cls.CATEGORY.startswith("STM2PE")
         for t in cls.RETURN_TYPES:
-            assert t in ("AUDIO", "INT", "FLOAT", "STRING") or t.startswith("STM2PE_")
+            assert t in ("AUDIO", "IMAGE", "INT", "FLOAT", "STRING") or t.startswith("STM2PE_")
         params = set(__import__("inspect").signature(getattr(cls, cls.FUNCTION)).parameters) - {"self"}
         declared = {k for section in ("required", "optional") for k in spec.get(section, {})}
         assert declared == params, f"{node_id}: inputs {declared} vs method parameters {params}"
@@ -118,3 +123,29 @@ def test_encode_and_cache_nodes(music_nodes):
     out = node.run(clear=True)
     assert out["result"][0].startswith("removed 1") and out["ui"]["text"] == [out["result"][0]]
     assert np.isnan(mod.STM2PEClearFeatureCache.IS_CHANGED(clear=False))
+
+
+def test_preview_node_draws_features_and_beats(music_nodes):
+    mod, inp = music_nodes
+    y, truth = click_track(120, seconds=8.0)
+    write_sf(inp / "c.wav", y)
+    _, music, n, _ = mod.STM2PELoadMusic().load("c.wav")
+    (feats,) = mod.STM2PEJukeboxEncode().encode(music, "librosa", use_cache=False)
+    node = mod.STM2PEPreviewMusicFeatures
+    assert node.OUTPUT_NODE and node.INPUT_TYPES()["required"]["music_features"][0] == "STM2PE_MUSIC_FEATURES"
+    out = node().preview(feats, music)
+    image, text = out["result"]
+    assert tuple(image.shape) == (1, 320, 768, 3) and float(image.min()) >= 0 and float(image.max()) <= 1
+    assert out["ui"]["images"] == []  # no ComfyUI temp folder here
+    assert "librosa features: 120 frames x 35 at 15 fps" in text and "tempo 120.0 BPM" in text
+    # a white tick at the bottom for every beat, and nothing in between two beats
+    bottom = image[0, -2].numpy()
+    cols = [int(round(t * 15 / n * 768)) for t in music.beat_times]
+    assert all(bottom[c].min() == 1.0 for c in cols)
+    assert bottom[(cols[2] + cols[3]) // 2].max() == 0.0
+    # 4800 Jukebox-like columns are averaged down, not drawn one per pixel row
+    big = type(feats)(
+        np.random.default_rng(0).standard_normal((n, 4800)).astype(np.float32), "jukebox", 15.0, (("j", 4800),), "h"
+    )
+    image, _ = node().preview(big)["result"]
+    assert tuple(image.shape) == (1, 320, 768, 3)

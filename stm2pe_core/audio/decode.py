@@ -244,7 +244,8 @@ def decode_file(
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - decoder errors have many types; report them all
-            errors.append(f"{backend.__name__.strip('_').split('_')[0]}: {exc}")
+            # the FFmpeg message (last backend) is the informative one; drop paths from it
+            errors = [str(exc).replace(f"'{p}'", p.name).replace(str(p), p.name).strip().rstrip(".")]
     else:
         raise bad_file(
             p, f"could not be decoded - the file is corrupt, truncated or not audio ({'; '.join(errors)})", CONVERT_FIX
