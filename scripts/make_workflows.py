@@ -79,6 +79,7 @@ class Graph:
         return depth
 
     def _widget_value(self, node: GNode, inp) -> Any:
+        """The widget's value (a linked widget keeps its default in widgets_values)."""
         if inp.name in node.values and not isinstance(node.values[inp.name], Ref):
             return node.values[inp.name]
         if "default" in inp.opts:
@@ -153,13 +154,7 @@ class Graph:
                 {"name": name, "type": kind, "links": out_links.get((node.id, slot), []), "slot_index": slot}
                 for slot, (name, kind) in enumerate(zip(node.d.output_names, node.d.outputs))
             ]
-            values: list[Any] = []
-            for inp in widgets:
-                value = node.values.get(inp.name)
-                values.append(
-                    self._widget_value(node, inp) if not isinstance(value, Ref) else self._widget_value(node, inp)
-                )
-                values.extend(inp.ui_extras)
+            values = node.d.default_ui_values({inp.name: self._widget_value(node, inp) for inp in widgets})
             entry = {
                 "id": node.id,
                 "type": node.kind,

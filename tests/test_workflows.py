@@ -87,8 +87,9 @@ def test_files_are_what_the_generator_writes() -> None:
 
 
 def test_converter_handles_seed_and_upload_widgets(defs) -> None:
-    """UI-only widget values (control_after_generate after a seed, upload widgets after a file
-    combo) are skipped by position; a linked widget input becomes a link."""
+    """UI-only widget values (control_after_generate right after a seed, the upload widget's value
+    after all declared widgets, as frontend 1.27 orders them) are skipped by position; a linked
+    widget input becomes a link."""
     from workflow_tools import Input, NodeDef
 
     fake = NodeDef(
@@ -126,7 +127,7 @@ def test_converter_handles_seed_and_upload_widgets(defs) -> None:
                     {"name": "steps", "type": "INT", "link": 2, "widget": {"name": "steps"}},
                 ],
                 "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": []}],
-                "widgets_values": [7, "randomize", "b.png", "image", 20, 0.5],
+                "widgets_values": [7, "randomize", "b.png", 20, 0.5, "image"],
             },
             {"id": 3, "type": "Note", "inputs": [], "outputs": [], "widgets_values": ["hi"]},
         ],
@@ -136,7 +137,7 @@ def test_converter_handles_seed_and_upload_widgets(defs) -> None:
     assert set(api) == {"1", "2"}
     assert api["1"]["inputs"] == {"image": "x.png"}
     assert api["2"]["inputs"] == {"image": ["1", 0], "seed": 7, "clip": "b.png", "steps": ["1", 0], "strength": 0.5}
-    ui["nodes"][1]["widgets_values"] = [7, "b.png", 20, 0.5]  # forgot the seed's control value
+    ui["nodes"][1]["widgets_values"] = [7, "b.png", 20, 0.5, "image"]  # forgot the seed's control value
     with pytest.raises(ValueError, match="widgets_values"):
         ui_to_api(ui, all_defs)
 

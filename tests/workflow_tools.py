@@ -109,11 +109,17 @@ class Input:
         return "COMBO" if self.is_combo else str(self.kind)
 
     @property
-    def ui_extras(self) -> list:
-        """UI-only values that follow this widget's value in widgets_values."""
+    def has_control(self) -> bool:
+        """A seed-like INT gets a control_after_generate combo right after it."""
+        return self.kind == "INT" and bool(
+            self.opts.get("control_after_generate") or self.name in ("seed", "noise_seed")
+        )
+
+    @property
+    def upload_extras(self) -> list:
+        """Values of the upload widgets this widget brings; the frontend appends them after all
+        declared widgets (they are not in the node's input_order)."""
         extras: list = []
-        if self.kind == "INT" and (self.opts.get("control_after_generate") or self.name in ("seed", "noise_seed")):
-            extras.append("fixed")
         for flag, values in UPLOAD_EXTRAS.items():
             if self.opts.get(flag):
                 extras.extend(values)
@@ -145,6 +151,33 @@ class NodeDef:
     @property
     def sockets(self) -> list[Input]:
         return [i for i in self.inputs if not i.is_widget]
+
+    def widget_layout(self) -> list[tuple[str, Input | None]]:
+        """What each widgets_values entry of a saved node holds, in order: ("value", input) for a
+        declared widget, ("control", input) for a seed's control_after_generate, ("ui", None) for an
+        upload/player widget's value (meaningless to the server)."""
+        layout: list[tuple[str, Input | None]] = []
+        trailing: list[tuple[str, Input | None]] = []
+        for widget in self.widgets:
+            layout.append(("value", widget))
+            if widget.has_control:
+                layout.append(("control", widget))
+            trailing.extend(("ui", None) for _ in widget.upload_extras)
+        return layout + trailing
+
+    def default_ui_values(self, values: dict[str, Any]) -> list:
+        """widgets_values for the given widget values (controls "fixed", upload widgets as saved by
+        the frontend)."""
+        out: list = []
+        extras = iter([v for w in self.widgets for v in w.upload_extras])
+        for kind, inp in self.widget_layout():
+            if kind == "value":
+                out.append(values[inp.name])
+            elif kind == "control":
+                out.append("fixed")
+            else:
+                out.append(next(extras))
+        return out
 
 
 def _inputs_from_spec(spec: dict) -> list[Input]:
@@ -194,15 +227,13 @@ def ui_to_api(ui: dict, defs: dict[str, NodeDef]) -> dict:
             continue
         d = defs[node["type"]]
         values = list(node.get("widgets_values") or [])
+        layout = d.widget_layout()
+        if len(values) != len(layout):
+            raise ValueError(f"node {node['id']} ({d.node_id}): {len(values)} widgets_values, expected {len(layout)}")
         inputs: dict[str, Any] = {}
-        pos = 0
-        for widget in d.widgets:
-            if pos >= len(values):
-                raise ValueError(f"node {node['id']} ({d.node_id}): widgets_values too short for {widget.name}")
-            inputs[widget.name] = values[pos]
-            pos += 1 + len(widget.ui_extras)
-        if pos != len(values):
-            raise ValueError(f"node {node['id']} ({d.node_id}): {len(values)} widgets_values, expected {pos}")
+        for (kind, widget), value in zip(layout, values):
+            if kind == "value":
+                inputs[widget.name] = value
         for slot in node.get("inputs", []):
             if slot.get("link") is not None:
                 link = links[slot["link"]]
@@ -356,20 +387,15 @@ def check_ui(ui: dict, defs: dict[str, NodeDef], input_files: set[str] | None = 
             elif inp.required and not any(s["name"] == inp.name and s.get("link") is not None for s in node["inputs"]):
                 problems.append(f"node {node['id']} ({kind}): required input {inp.name} not connected")
         values = list(node.get("widgets_values") or [])
-        pos = 0
-        for widget in d.widgets:
-            if pos >= len(values):
-                problems.append(f"node {node['id']} ({kind}): widgets_values too short")
-                break
-            problems.extend(check_value(f"node {node['id']} ({kind}).{widget.name}", widget, values[pos], input_files))
-            extras = values[pos + 1 : pos + 1 + len(widget.ui_extras)]
-            if widget.kind == "INT" and widget.ui_extras[:1] == ["fixed"] and extras[:1]:
-                if extras[0] not in ("fixed", "increment", "decrement", "randomize"):
-                    problems.append(f"node {node['id']} ({kind}).{widget.name}: control_after_generate {extras[0]!r}")
-            pos += 1 + len(widget.ui_extras)
-        else:
-            if pos != len(values):
-                problems.append(f"node {node['id']} ({kind}): {len(values)} widgets_values, expected {pos}")
+        layout = d.widget_layout()
+        if len(values) != len(layout):
+            problems.append(f"node {node['id']} ({kind}): {len(values)} widgets_values, expected {len(layout)}")
+            continue
+        for (slot, widget), value in zip(layout, values):
+            if slot == "value":
+                problems.extend(check_value(f"node {node['id']} ({kind}).{widget.name}", widget, value, input_files))
+            elif slot == "control" and value not in ("fixed", "increment", "decrement", "randomize"):
+                problems.append(f"node {node['id']} ({kind}).{widget.name}: control_after_generate {value!r}")
     return problems
 
 

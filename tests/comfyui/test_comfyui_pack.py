@@ -51,7 +51,7 @@ def test_every_node_is_served_as_declared(object_info: dict, mappings) -> None:
                 if isinstance(kind, (list, tuple)):
                     assert isinstance(served_kind, list), f"{node_id}.{name} should be a combo"
                     # combos of names (modes, methods) are static; file lists depend on the folders
-                    if kind and not any("." in str(v) for v in kind):
+                    if not any("." in str(v) or "/" in str(v) for v in [*kind, *served_kind]):
                         assert served_kind == list(kind), f"{node_id}.{name}"
                 else:
                     assert served_kind == kind, f"{node_id}.{name}: {served_kind} != {kind}"
@@ -62,18 +62,35 @@ def test_every_node_is_served_as_declared(object_info: dict, mappings) -> None:
 
 
 def test_core_nodes_used_by_workflows_exist(object_info: dict) -> None:
-    from test_workflows import CORE_NODES  # noqa: PLC0415 - keeps one list of the core ids we use
+    """The core node table the workflow checks rely on matches this ComfyUI."""
+    from workflow_tools import CORE_NODES, node_definitions
 
     missing = sorted(set(CORE_NODES) - set(object_info))
     assert not missing, f"core nodes missing from this ComfyUI: {missing}"
-    for node_id, (inputs, outputs) in CORE_NODES.items():
+    for node_id, d in node_definitions({}, {}).items():
         info = object_info[node_id]
-        assert info["output"] == list(outputs), f"{node_id} outputs {info['output']}"
-        served = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
-        for name, kind in inputs.items():
-            assert name in served, f"{node_id} has no input {name}"
-            served_kind = served[name][0]
-            if kind == "COMBO":
-                assert isinstance(served_kind, list) or served_kind == "COMBO", f"{node_id}.{name}"
-            else:
-                assert served_kind == kind, f"{node_id}.{name}: {served_kind} != {kind}"
+        assert info["output"] == list(d.outputs), f"{node_id} outputs {info['output']}"
+        assert info["display_name"] == d.display
+        assert bool(info["output_node"]) == d.output_node
+        for section, required in (("required", True), ("optional", False)):
+            served = info["input"].get(section, {})
+            ours = [i for i in d.inputs if i.required == required]
+            assert [i.name for i in ours] == [n for n in served if n in {i.name for i in ours}], node_id
+            for inp in ours:
+                assert inp.name in served, f"{node_id} has no {section} input {inp.name}"
+                served_kind, served_opts = (
+                    served[inp.name][0],
+                    (served[inp.name][1] if len(served[inp.name]) > 1 else {}),
+                )
+                if inp.is_combo:
+                    assert isinstance(served_kind, list) or served_kind == "COMBO", f"{node_id}.{inp.name}"
+                    options = served_kind if isinstance(served_kind, list) else served_opts.get("options")
+                    if inp.choices is not None:
+                        assert options == inp.choices, f"{node_id}.{inp.name}: {options}"
+                    for flag in ("image_upload", "audio_upload", "video_upload"):
+                        assert bool(served_opts.get(flag)) == bool(inp.opts.get(flag)), f"{node_id}.{inp.name} {flag}"
+                else:
+                    assert served_kind == inp.kind, f"{node_id}.{inp.name}: {served_kind} != {inp.kind}"
+                for key in ("default", "min", "max"):
+                    if key in inp.opts:
+                        assert served_opts.get(key) == inp.opts[key], f"{node_id}.{inp.name}.{key}"
