@@ -83,3 +83,24 @@ def test_demo_song_tempo_downbeats_and_section_change():
 def test_no_sections_in_a_steady_click_track(tmp_path):
     y, _ = click_track(120, seconds=24.0)
     assert len(load_music(write_sf(tmp_path / "c.wav", y)).music.section_times) == 0
+
+
+@pytest.mark.parametrize("bpm", [90, 150])
+def test_synthetic_songs_at_other_tempos(tmp_path, monkeypatch, bpm):
+    """The demo-song generator at 90 and 150 BPM: real drums/bass/chords, not clicks."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_demo_song", DEMO.parents[2] / "scripts" / "make_demo_song.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    for name, value in {"BPM": bpm, "BEAT": 60 / bpm, "BAR": 240 / bpm}.items():
+        monkeypatch.setattr(demo, name, value)
+    y = demo.render()
+    music = load_music(write_sf(tmp_path / "song.wav", y, demo.SR)).music
+    assert music.tempo == pytest.approx(bpm, rel=0.02)
+    truth = np.arange(0, len(y) / demo.SR, 60 / bpm)
+    assert max(np.min(np.abs(truth - b)) for b in music.beat_times) < 0.050
+    assert len(music.beat_times) >= len(truth) - 3
+    phase = music.downbeat_times / (240 / bpm)
+    np.testing.assert_allclose(phase, np.round(phase), atol=0.05)
+    assert len(music.section_times) == 1 and music.section_times[0] == pytest.approx(4 * 240 / bpm, abs=0.1)
