@@ -53,13 +53,24 @@ def test_loadaudio_to_load_music_to_jukebox_encode_runs(comfy: ComfyServer, song
             "class_type": "STM2PEJukeboxEncode",
             "inputs": {"music": ["2", 1], "mode": "librosa", "beat_channel": False, "use_cache": True},
         },
-        "4": {"class_type": node_id, "inputs": {input_name: ["3", 0]}},
+        "4": {
+            "class_type": node_id,
+            "inputs": {
+                input_name: ["3", 0],
+                **({"music": ["2", 1]} if node_id == "STM2PEPreviewMusicFeatures" else {}),
+            },
+        },
         "5": {"class_type": "PreviewAudio", "inputs": {"audio": ["2", 0]}},
     }
     entry = comfy.run(prompt, timeout=180)
     assert entry["status"]["status_str"] == "success", execution_error(entry)
-    executed = [m[1]["node"] for m in entry["status"]["messages"] if m[0] == "executed"]
-    assert set(executed) >= {"4", "5"}
+    assert set(entry["outputs"]) >= {"4", "5"}, entry["outputs"]
+    for image in entry["outputs"]["4"].get("images", []):
+        png = comfy.view(image["filename"], image.get("subfolder", ""), image["type"])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+    text = " ".join(entry["outputs"]["4"].get("text", []))
+    if text:
+        assert "librosa" in text and "60" in text, text  # 4 s at 15 fps = 60 frames
     audio = entry["outputs"]["5"]["audio"][0]
     data = comfy.view(audio["filename"], audio.get("subfolder", ""), audio["type"])
     assert len(data) > 1000
