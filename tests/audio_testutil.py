@@ -60,6 +60,8 @@ def write_av(path: Path, y: np.ndarray, sr: int = SR, codec: str = "mp3", bit_ra
                 np.ascontiguousarray(chunk.T), format="fltp", layout=layout
             )  # encoder converts
             frame.sample_rate = sr
+            frame.pts = i  # timestamps let the muxer mark the encoder's priming (mp4 edit list)
+            frame.time_base = __import__("fractions").Fraction(1, sr)
             for p in st.encode(frame):
                 out.mux(p)
         for p in st.encode(None):

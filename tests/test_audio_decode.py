@@ -32,10 +32,23 @@ def test_formats_decode_to_the_right_pitch_length_and_rate(tmp_path, ext, writer
     assert dec.sample_rate == 16000 and dec.native_rate == SR
     assert dec.mono.dtype == np.float32 and dec.mono.ndim == 1
     length = len(dec.mono) / 16000
-    assert length == pytest.approx(4.0, abs=0.06)  # AAC keeps its 1024-sample priming (23 ms)
+    assert length == pytest.approx(4.0, abs=0.03)  # AAC pads the last frame
     assert dominant_freq(dec.mono[1600:16000], 16000) == pytest.approx(440, abs=3)
     assert dominant_freq(dec.mono[-24000:-1600], 16000) == pytest.approx(880, abs=3)
     assert dec.native.shape[0] == 1 and abs(dec.native.shape[1] / SR - length) < 0.01
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "mp3", "m4a"])
+def test_formats_keep_timing(tmp_path, ext):
+    """A tone starting at 1.000 s starts there after decoding (mp3/AAC encoder delay removed)."""
+    y = np.concatenate([np.zeros(SR, np.float32), tone(440, 2.0)])
+    if ext in ("mp3", "m4a"):
+        path = write_av(tmp_path / f"t.{ext}", y, codec="mp3" if ext == "mp3" else "aac")
+    else:
+        path = write_sf(tmp_path / f"t.{ext}", y, **({"format": "OGG", "subtype": "VORBIS"} if ext == "ogg" else {}))
+    dec = decode_file(path, sample_rate=SR)
+    onset = np.flatnonzero(np.abs(dec.mono) > 0.05)[0] / SR
+    assert onset == pytest.approx(1.0, abs=0.003)
 
 
 @pytest.mark.parametrize("ext", ["wav", "mp3"])

@@ -187,11 +187,16 @@ def _av_blocks(p: Path, offset: float, duration: float | None) -> tuple[int, int
     def gen() -> Iterator[np.ndarray]:
         # decode from the start and drop samples before the offset: exact and container-agnostic
         resampler = av.AudioResampler(format="fltp", layout=stream.layout.name if stream.layout else None, rate=sr)
-        seen = 0
+        seen: int | None = None
         left = want
         try:
             for packet in container.demux(stream):
                 for frame in packet.decode():
+                    if seen is None:
+                        # encoder priming that the container marks with negative timestamps
+                        # (e.g. AAC in mp4 with an edit list) lies before t = 0: drop it
+                        pts = frame.pts if frame.pts is not None and frame.time_base is not None else 0
+                        seen = min(0, int(round(float(pts * frame.time_base) * sr))) if pts else 0
                     for rf in resampler.resample(frame):
                         arr = rf.to_ndarray().astype(np.float32, copy=False)  # (C, n)
                         n = arr.shape[1]
