@@ -112,7 +112,7 @@ def photoreal_files(guidance: str) -> list[tuple[str, tuple[str, ...], str]]:
         ("champ", ("denoising_unet.pth",), "CHAMP denoising UNet"),
         ("champ", ("reference_unet.pth",), "CHAMP reference UNet"),
         ("champ", ("motion_module.pth",), "CHAMP motion module (AnimateDiff v2 layout)"),
-        ("vae", ("sd-vae-ft-mse",), "SD1.5 VAE folder (config.json + diffusion_pytorch_model.safetensors)"),
+        ("vae", ("sd-vae-ft-mse", "sd-vae-ft-mse.safetensors"), "SD1.5 VAE: diffusers folder or one .safetensors file"),
         ("clip_vision", ("image_encoder",), "sd-image-variations image_encoder folder (config.json + weights)"),
     ]
     for name in ABLATION_MAPS.get(guidance, ()):
@@ -312,10 +312,137 @@ def generate_song(
     return asm
 
 
+@dataclass
+class PhotorealStack:
+    """The loaded networks of the photoreal video."""
+
+    reference_unet: Any
+    denoising_unet: Any
+    vae: Any
+    image_encoder: Any
+    guidance_encoders: dict[str, Any]
+
+
+def _pick_device(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise InputError(f"--device {name!r} is not a torch device ({exc}). Use cpu, cuda or cuda:N") from exc
+
+
+def load_photoreal(tree: ModelTree, guidance: str, device: Any, dtype: Any) -> PhotorealStack:
+    """Strictly load every photoreal network from ``tree`` (CHAMP's .pth files, SD VAE, CLIP)."""
+    from .models.encoders import load_clip, load_vae
+    from .models.guidance_encoder import load_guidance_encoder
+    from .models.unet import build_unets
+    from .weights.loading import load_file_strict, load_strict, read_state_dict
+
+    # every file is located before anything heavy loads, so a missing one fails at once
+    files = {names[0]: tree.require(key, names, what) for key, names, what in photoreal_files(guidance)}
+    ref, den = build_unets(device="meta")
+    load_file_strict(ref, files["reference_unet.pth"], dtype=dtype, assign=True)
+    den_file, mm_file = files["denoising_unet.pth"], files["motion_module.pth"]
+    state = {**read_state_dict(den_file), **read_state_dict(mm_file)}
+    load_strict(den, state, f"{den_file.name} + {mm_file.name}", dtype=dtype, assign=True)
+    del state
+    vae = load_vae(files["sd-vae-ft-mse"], device, dtype)
+    clip = load_clip(files["image_encoder"], device, dtype)
+    encoders = {
+        name: load_guidance_encoder(files[f"guidance_encoder_{name}.pth"], device, dtype)
+        for name in ABLATION_MAPS.get(guidance, ())
+    }
+    return PhotorealStack(ref.to(device).eval(), den.to(device).eval(), vae, clip, encoders)
+
+
+def _read_image(path: Path) -> Any:
+    import cv2
+    import numpy as np
+
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise InputError(f"{path}: cannot be read as an image. Use a PNG or JPEG photo")
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[-1] >= 3:
+        img = np.concatenate([img[..., 2::-1], img[..., 3:]], axis=-1)  # BGR(A) -> RGB(A)
+    scale = 65535.0 if img.dtype == np.uint16 else 255.0
+    return img.astype(np.float32) / scale
+
+
 def _photoreal(request, tree, model, music, features, audio, timer, progress) -> DanceResult:  # noqa: ANN001
-    raise InputError(
-        "the photoreal video needs the diffusion stack's model loader, which this build does not have yet; "
-        "run without --image for the guidance preview"
+    """Photo + music -> photoreal dance video, segment by segment (see ``generate_song``)."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from .diffusion.continuation import ContinuationConfig
+    from .diffusion.reference import encode_reference
+    from .diffusion.stitch import vae_decoder
+    from .models.guidance_encoder import sum_guidance
+    from .motion_inference import music_to_guidance, music_to_motion
+    from .video.writer import VideoWriter
+
+    device = _pick_device(request.device)
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    stack = load_photoreal(tree, request.guidance, device, dtype)
+    timer.lap("load_photoreal")
+    photo = _read_image(request.image)
+    reference = encode_reference(
+        stack.reference_unet, stack.vae, stack.image_encoder, photo, request.size, request.size
+    )
+    timer.lap("reference")
+    total = int(features.features.shape[0])
+    hw = (request.size // 8, request.size // 8)
+
+    if request.guidance == "m2penc":
+
+        def guidance_for(a: int, b: int) -> Any:
+            g = music_to_guidance(features, model, frames=slice(a, b)).features.float()
+            return F.interpolate(g, size=hw, mode="area") if tuple(g.shape[-2:]) != hw else g
+
+    else:
+        from .body.model import load_body
+        from .body.motion import slice_frames
+        from .render.api import choose_camera
+        from .render.guidance import render_guidance
+
+        motion = music_to_motion(features, model)
+        body = load_body("auto")
+        camera, _, _ = choose_camera(
+            motion, body, request.size, request.size, "reference", reference=(photo[..., :3] * 255).astype(np.uint8)
+        )
+        types = ABLATION_MAPS[request.guidance]
+
+        def guidance_for(a: int, b: int) -> Any:
+            maps = render_guidance(
+                slice_frames(motion, a, b), body, width=request.size, height=request.size, maps=types, camera=camera
+            )
+            with torch.no_grad():
+                return sum_guidance(stack.guidance_encoders, maps.maps, types=types).float()
+
+    cont = ContinuationConfig(request.overlap, request.prior_signal, request.offset_noise, request.tie_until)
+    with VideoWriter(request.out, request.fps, audio) as writer:
+        asm = generate_song(
+            total,
+            guidance_for,
+            stack.denoising_unet,
+            reference,
+            vae_decoder(stack.vae),
+            writer,
+            segment_frames=request.segment_frames,
+            continuation=cont,
+            steps=request.steps,
+            cfg=request.cfg,
+            seed=request.seed,
+            progress=progress,
+        )
+    timer.lap("denoise_decode_write")
+    return DanceResult(
+        request.out, "photoreal", asm.frames_done, request.fps, asm.frames_done / request.fps, timer.times
     )
 
 

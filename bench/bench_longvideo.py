@@ -1,0 +1,209 @@
+"""Whole-song generation: time and peak memory for 30 s, 2 min and 5 min songs (flat memory check).
+
+Runs ``pipeline.generate_song`` (guidance feed -> denoise_segment with noise prior + overlap tie
+-> latent stitching -> chunked VAE decode -> streaming mp4 with the music) once per song length,
+each in a fresh process so peak memory is per length. Networks have random weights (speed and
+memory do not depend on their values):
+
+* ``--nets tiny`` (default, CPU): SD1.5-layout UNets with few channels and a few-channel VAE,
+  small frames, 1 DDIM step: the song-length scaling of the loop itself.
+* ``--nets full`` (GPU): SD1.5-size UNets + motion modules and the SD VAE at ``--size``.
+
+    python bench/bench_longvideo.py                         # CPU, tiny, 30 s / 120 s / 300 s
+    python bench/bench_longvideo.py --nets full --device cuda --size 512 --steps 1 --out $OUT/long.json
+
+Reports per length: frames, segments, wall seconds, seconds per frame, peak resident memory
+(CPU) and peak allocated GPU memory, plus the memory just before the song started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _randomise(module, seed: int) -> None:
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    for name, p in module.named_parameters():
+        with torch.no_grad():
+            p.copy_(
+                (0.05 * torch.randn(p.shape, generator=g) + (1.0 if p.ndim == 1 and "norm" in name else 0.0)).to(
+                    p.dtype
+                )
+            )
+
+
+def run_one(args: argparse.Namespace) -> dict:
+    import numpy as np
+    import torch
+    from diffusers import AutoencoderKL
+
+    from stm2pe_core.diffusion.continuation import ContinuationConfig
+    from stm2pe_core.diffusion.reference import Reference
+    from stm2pe_core.diffusion.segments import plan_segments
+    from stm2pe_core.diffusion.stitch import vae_decoder
+    from stm2pe_core.models.unet import DenoisingUNet, ReferenceUNet, sd15_unet_config
+    from stm2pe_core.pipeline import generate_song
+    from stm2pe_core.video import VideoWriter, video_info
+
+    torch.manual_seed(0)
+    dev = torch.device(args.device)
+    dtype = torch.float16 if (args.nets == "full" and dev.type == "cuda") else torch.float32
+    if args.nets == "tiny":
+        cfg = sd15_unet_config(
+            block_out_channels=[32, 32, 32, 32],
+            norm_num_groups=8,
+            cross_attention_dim=16,
+            attention_head_dim=2,
+            layers_per_block=1,
+        )
+        vae = AutoencoderKL(
+            block_out_channels=(8, 8, 8, 8),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=1,
+            latent_channels=4,
+            norm_num_groups=4,
+        )
+    else:
+        cfg = sd15_unet_config()
+        vae = AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2,
+            latent_channels=4,
+        )
+    ref_net, den = ReferenceUNet(cfg).eval(), DenoisingUNet(cfg).eval()
+    for i, m in enumerate((ref_net, den, vae)):
+        _randomise(m, i)
+    ref_net, den, vae = ref_net.to(dev, dtype), den.to(dev, dtype), vae.eval().to(dev, dtype)
+    h = w = args.size // 8
+    g = torch.Generator().manual_seed(1)
+    latent = torch.randn(1, 4, h, w, generator=g)
+    emb = torch.randn(1, 1, cfg["cross_attention_dim"], generator=g)
+    with torch.no_grad():
+        bank = ref_net.write_bank(latent.to(dev, dtype), emb.to(dev, dtype))
+    reference = Reference(latent=latent, clip_embedding=emb, bank=bank, image=torch.zeros(args.size, args.size, 3))
+    channels = cfg["block_out_channels"][0]
+
+    def guidance_for(a: int, b: int) -> torch.Tensor:
+        t = torch.arange(a, b, dtype=torch.float32)[:, None, None, None]
+        return (0.05 * torch.sin(t / 4.0)).expand(b - a, channels, h, w).contiguous()
+
+    fps = 15.0
+    total = int(args.one * fps)
+    sr = 44100
+    tt = np.arange(int(args.one * sr), dtype=np.float32) / sr
+    music = np.stack([0.2 * np.sin(2 * np.pi * 220 * tt), 0.2 * np.sin(2 * np.pi * 330 * tt)]).astype(np.float32)
+    del tt
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    before = _rss_mb()
+    out = Path(args.workdir) / f"song_{int(args.one)}s.mp4"
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    with VideoWriter(out, fps, audio=(music, sr)) as writer:
+        asm = generate_song(
+            total,
+            guidance_for,
+            den,
+            reference,
+            vae_decoder(vae, chunk=args.decode_chunk),
+            writer,
+            continuation=ContinuationConfig(overlap=args.overlap),
+            steps=args.steps,
+            cfg=args.cfg,
+        )
+    wall = time.perf_counter() - t0
+    info = video_info(out, decode_audio=True)
+    res = {
+        "seconds_of_music": args.one,
+        "frames": total,
+        "segments": len(plan_segments(total, 75, args.overlap)),
+        "written_frames": info.frames,
+        "audio_s": round(info.audio_duration or 0.0, 3),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(time.process_time() - cpu0, 2),
+        "ms_per_frame": round(1000 * wall / max(total, 1), 2),
+        "rss_before_mb": round(before, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "music_buffer_mb": round(music.nbytes / 2**20, 1),
+    }
+    if dev.type == "cuda":
+        res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    assert asm.frames_done == total == info.frames, (asm.frames_done, total, info.frames)
+    out.unlink()
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lengths", type=float, nargs="+", default=[30.0, 120.0, 300.0], help="song lengths in seconds")
+    ap.add_argument("--nets", choices=("tiny", "full"), default="tiny")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--size", type=int, default=64, help="frame size in pixels (square, multiple of 8)")
+    ap.add_argument("--steps", type=int, default=1)
+    ap.add_argument("--cfg", type=float, default=3.5, help="guidance scale (<= 1 skips the unconditional pass)")
+    ap.add_argument("--overlap", type=int, default=8)
+    ap.add_argument("--decode-chunk", type=int, default=8)
+    ap.add_argument("--workdir", default="/tmp")
+    ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--one", type=float, help=argparse.SUPPRESS)  # internal: one length, this process
+    args = ap.parse_args()
+    if args.one is not None:
+        print(json.dumps(run_one(args)))
+        return 0
+    rows = []
+    for seconds in args.lengths:
+        cmd = [sys.executable, __file__, "--one", str(seconds)] + [
+            a for k, v in vars(args).items() if k not in ("lengths", "one", "out") and v is not None
+            for a in (f"--{k.replace('_', '-')}", str(v))
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            return proc.returncode
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    meta = {
+        "machine": platform.node(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "nets": args.nets,
+        "device": args.device,
+        "size": args.size,
+        "steps": args.steps,
+        "cfg": args.cfg,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_avg": os.getloadavg(),
+    }
+    if args.out:
+        Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(json.dumps(meta))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

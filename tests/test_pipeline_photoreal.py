@@ -1,0 +1,141 @@
+"""The photoreal path of `dance` end to end on tiny random stand-ins of every network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from test_pipeline import song, tiny_m2penc  # noqa: F401 - fixtures
+from test_pipeline_song import _randomise
+
+from stm2pe_core import pipeline
+from stm2pe_core.models.unet import DenoisingUNet, ReferenceUNet, tiny_unet_config
+from stm2pe_core.video import video_info
+
+
+def tiny_stack(guidance: str) -> pipeline.PhotorealStack:
+    """Test stand-ins with the real classes: tiny UNets, a 4-block VAE (x8), a tiny CLIP, small encoders."""
+    from diffusers import AutoencoderKL
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from stm2pe_core.models.guidance_encoder import GuidanceEncoder
+
+    torch.manual_seed(0)
+    cfg = tiny_unet_config()
+    ref, den = ReferenceUNet(cfg).eval(), DenoisingUNet(cfg).eval()
+    _randomise(ref, 1)
+    _randomise(den, 2)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+    ).eval()
+    clip = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            patch_size=32,
+            projection_dim=cfg["cross_attention_dim"],
+        )
+    ).eval()
+    enc = {
+        name: GuidanceEncoder(
+            out_channels=cfg["block_out_channels"][0], block_out_channels=(32, 32, 32, 32), heads=2
+        ).eval()
+        for name in pipeline.ABLATION_MAPS.get(guidance, ())
+    }
+    return pipeline.PhotorealStack(ref, den, vae, clip, enc)
+
+
+@pytest.fixture()
+def photo(tmp_path) -> Path:
+    img = np.full((96, 64, 3), 230, np.uint8)
+    cv2.rectangle(img, (24, 10), (40, 90), (40, 60, 200), -1)  # a "person"
+    path = tmp_path / "me.png"
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def _models_tree(root: Path, guidance: str) -> Path:
+    for key, names, _ in pipeline.photoreal_files(guidance):
+        p = root / key / names[0]
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"stand-in")  # presence only: load_photoreal is replaced below
+    return root
+
+
+@pytest.mark.slow
+def test_photoreal_with_rendered_pose_guidance(tmp_path, song, tiny_m2penc, photo, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("STM2PE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(pipeline, "load_photoreal", lambda tree, guidance, device, dtype: tiny_stack(guidance))
+    models = _models_tree(tmp_path / "models", "P")
+    out = tmp_path / "me.mp4"
+    seen = []
+    res = pipeline.dance(
+        pipeline.DanceRequest(
+            music=song, out=out, image=photo, models=models, guidance="P", m2penc=str(tiny_m2penc),
+            size=64, steps=2, seconds=2.0, segment_frames=12, overlap=4, device="cpu",
+        ),
+        progress=lambda d, t: seen.append((d, t)),
+    )  # fmt: skip
+    assert res.mode == "photoreal" and res.n_frames == 30
+    info = video_info(out)
+    assert (info.frames, info.width, info.height) == (30, 64, 64)
+    assert abs(info.audio_duration - 2.0) <= 1 / 15
+    n_seg = 4  # plan_windows(30, 12, 4): ceil((30 - 4) / 8) segments
+    assert seen[-1] == (n_seg * 2, n_seg * 2)
+
+
+@pytest.mark.slow
+def test_photoreal_with_m2penc_guidance_head(tmp_path, song, photo, monkeypatch):  # noqa: F811
+    from stm2pe_core.models.m2penc import M2PEnc
+
+    monkeypatch.setenv("STM2PE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(pipeline, "load_photoreal", lambda tree, guidance, device, dtype: tiny_stack(guidance))
+    torch.manual_seed(0)
+    m2p = M2PEnc(
+        channels=16, num_layers=1, num_heads=2, head_channels=8, smpl_hidden=32, window=30, window_overlap=6,
+        heads=("smpl", "heatmap", "guidance"), trained_heads=("guidance",), guidance_channels=tiny_unet_config()["block_out_channels"][0],
+    )  # fmt: skip
+    weights = m2p.save_pretrained(tmp_path / "m2p_guidance.safetensors")
+    out = tmp_path / "g.mp4"
+    res = pipeline.dance(
+        pipeline.DanceRequest(
+            music=song, out=out, image=photo, models=_models_tree(tmp_path / "models", "m2penc"), guidance="m2penc",
+            m2penc=str(weights), size=64, steps=1, seconds=1.0, segment_frames=10, overlap=3,
+        )
+    )  # fmt: skip
+    assert res.mode == "photoreal" and video_info(out).frames == 15
+
+
+def test_photo_without_model_files_falls_back_to_the_preview(tmp_path, song, tiny_m2penc, photo, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("STM2PE_CACHE", str(tmp_path / "cache"))
+    res = pipeline.dance(
+        pipeline.DanceRequest(
+            music=song, out=tmp_path / "p.mp4", image=photo, models=tmp_path / "none", guidance="DNS",
+            m2penc=str(tiny_m2penc), size=64, seconds=1.0, preview_style="skeleton",
+        )
+    )  # fmt: skip
+    assert res.mode == "preview" and len(res.missing) == 8
+    assert "photo was given" in res.notes[0]
+
+
+def test_load_photoreal_names_the_missing_file_and_checks_keys(tmp_path):
+    from stm2pe_core.errors import MissingModelError, WeightsError
+    from stm2pe_core.weights.paths import ModelTree
+
+    tree = ModelTree(tmp_path)
+    with pytest.raises(MissingModelError, match="denoising_unet.pth"):
+        pipeline.load_photoreal(tree, "P", "cpu", torch.float32)
+    _models_tree(tmp_path, "P")
+    torch.save({"conv_in.weight": torch.zeros(1)}, tmp_path / "champ" / "reference_unet.pth")
+    with pytest.raises(WeightsError, match="reference_unet.pth"):
+        pipeline.load_photoreal(tree, "P", "cpu", torch.float32)
