@@ -18,7 +18,7 @@ from audio_testutil import chirp, write_sf
 from stm2pe_core.audio import features as F
 from stm2pe_core.audio import jukebox as J
 from stm2pe_core.audio.load import load_music, music_from_waveform
-from stm2pe_core.errors import InputError, MissingModelError
+from stm2pe_core.errors import InputError, MissingModelError, WeightsError
 from stm2pe_core.windows import plan_windows
 
 F0, SLOPE = 200.0, 50.0  # chirp: f(t) = 200 + 50 t Hz
@@ -189,3 +189,15 @@ def test_real_jukebox_features(chirp_file, tmp_path, monkeypatch):
     feats = F.encode_music(music, "jukebox", use_cache=False)
     assert feats.features.shape == (music.n_frames, 4800)
     assert np.isfinite(feats.features).all() and feats.features.std() > 0
+
+
+def test_weight_loading_failure_is_explained(jm, weights, chirp_file, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("unexpected EOF, expected 1234 more bytes")
+
+    monkeypatch.setattr(jm, "setup_models", broken)
+    music = load_music(chirp_file, duration=3.0).music
+    with pytest.raises(WeightsError) as info:
+        F.encode_music(music, "jukebox", use_cache=False, weights_dir=weights)
+    msg = str(info.value)
+    assert str(weights) in msg and "unexpected EOF" in msg and "'librosa'" in msg

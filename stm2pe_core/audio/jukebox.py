@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, MissingModelError
+from ..errors import InputError, MissingModelError, WeightsError
 from ..progress import Progress, track
 from ..types import Music, MusicFeatures
 from ..windows import fuse_windows, plan_windows
@@ -144,7 +144,16 @@ def prepare_jukemirlib(jm, weights: Path, device: str):
         log.info(
             "STM2PE: loading Jukebox (5B prior + VQ-VAE) from %s on %s; this takes about a minute", weights, device
         )
-        vqvae, prior = setup(**kwargs)
+        try:
+            vqvae, prior = setup(**kwargs)
+        except (ImportError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - report any loader failure with the folder and the fix
+            raise WeightsError(
+                f"jukemirlib could not load the Jukebox weights from {weights} ({type(exc).__name__}: {exc}). "
+                "Check that vqvae.pth.tar and prior_level_2.pth.tar are complete downloads (about 10 GB together) "
+                "and that jukemirlib's own requirements are installed; or use mode 'librosa'"
+            ) from exc
         lib.VQVAE, lib.TOP_PRIOR = vqvae, prior
         if lib is not jm:
             jm.VQVAE, jm.TOP_PRIOR = vqvae, prior
