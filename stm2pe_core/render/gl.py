@@ -13,6 +13,7 @@ import glob
 import logging
 import os
 import sys
+import types
 
 from ..errors import STM2PEError
 
@@ -107,9 +108,29 @@ def configure() -> str:
     return platform
 
 
+def import_pyrender():
+    """``import pyrender``, surviving machines where pyglet (imported by pyrender's on-screen
+    Viewer, which we never use) cannot load its window system (no X11 libraries)."""
+    try:
+        import pyrender
+    except Exception as exc:  # noqa: BLE001 - pyglet raises AttributeError/ImportError/...
+        if "pyglet" not in repr(exc) and "Window" not in repr(exc) and "X" not in str(exc):
+            raise
+        log.info("STM2PE: pyrender's viewer could not load pyglet (%s); importing pyrender without it", exc)
+        for name in [m for m in sys.modules if m == "pyrender" or m.startswith("pyrender.")]:
+            del sys.modules[name]
+        stub = types.ModuleType("pyrender.viewer")
+        stub.Viewer = None  # type: ignore[attr-defined]
+        sys.modules["pyrender.viewer"] = stub
+        import pyrender
+    return pyrender
+
+
 def prepare() -> str:
-    """:func:`configure`, plus the OSMesa binding fix when OSMesa is the platform."""
+    """:func:`configure`, the OSMesa binding fix when OSMesa is the platform, and a pyrender
+    import that works without X11 (so later plain ``import pyrender`` calls succeed)."""
     platform = configure()
     if platform == "osmesa":
         patch_osmesa()
+    import_pyrender()
     return platform

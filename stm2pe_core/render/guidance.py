@@ -73,7 +73,7 @@ class GuidanceRenderer:
         if width < 16 or height < 16 or width > 4096 or height > 4096:
             raise InputError(f"render size {width}x{height} is out of range (16..4096)")
         self.platform = gl.prepare()
-        import pyrender
+        pyrender = gl.import_pyrender()
         from pyrender.shader_program import ShaderProgramCache
 
         self.body = body
@@ -162,9 +162,24 @@ class GuidanceRenderer:
         return FrameBuffers(np.asarray(rgba), np.asarray(depth, dtype=np.float32))
 
     def close(self) -> None:
-        if self._offscreen is not None:
-            self._offscreen.delete()
-            self._offscreen = None
+        off = self._offscreen
+        if off is None:
+            return
+        self._offscreen = None
+        plat = off._platform
+        if type(plat).__name__ == "EGLPlatform" and getattr(plat, "_egl_context", None) is not None:
+            # pyrender's EGL delete_context calls eglTerminate on the display, which every EGL
+            # context of the process shares: it would kill the other renderers. Destroy only ours.
+            from OpenGL import EGL
+
+            plat.make_current()
+            off._renderer.delete()
+            EGL.eglMakeCurrent(plat._egl_display, EGL.EGL_NO_SURFACE, EGL.EGL_NO_SURFACE, EGL.EGL_NO_CONTEXT)
+            EGL.eglDestroyContext(plat._egl_display, plat._egl_context)
+            plat._egl_context = None
+            plat._egl_display = None
+        else:
+            off.delete()
 
     def __enter__(self) -> GuidanceRenderer:
         return self
