@@ -229,11 +229,11 @@ def dance(request: DanceRequest, progress: Progress | None = None) -> DanceResul
 
 
 def _write_preview(request: DanceRequest, motion: Any, audio: Any, progress: Progress | None) -> int:
-    from .video.preview import preview_frames
+    from .video.preview import prefetch, preview_frames
     from .video.writer import write_video
 
     size = request.preview_size or request.size
-    frames = preview_frames(motion, size, request.preview_style)
+    frames = prefetch(preview_frames(motion, size, request.preview_style))
     write_video(request.out, frames, request.fps, audio=audio, progress=progress, total=motion.n_frames)
     return motion.n_frames
 

@@ -68,7 +68,8 @@ def preview_frames(
 ) -> Iterator[np.ndarray]:
     """Yield one (H, W, 3) uint8 preview frame per motion frame.
 
-    ``style`` "auto" picks ``semantic_map+skeleton`` when offscreen GL works, else ``skeleton``.
+    ``style`` "auto" picks ``grid`` (CHAMP's four maps at half size: the cheapest GL preview,
+    since software GL cost grows with pixels) when offscreen GL works, else ``skeleton``.
     ``body`` defaults to :func:`stm2pe_core.body.model.load_body` ("auto": SMPL if installed,
     else the built-in preview body).
     """
@@ -84,7 +85,7 @@ def preview_frames(
         raise InputError(f"preview size {width}x{height} is too small (>= 16 pixels)")
     body = body if body is not None else load_body("auto")
     if style == "auto":
-        style = "semantic_map+skeleton" if _gl_available() else "skeleton"
+        style = "grid" if _gl_available() else "skeleton"
         log.info("STM2PE: preview style %s", style)
     n = motion.n_frames
     grid = style == "grid"
@@ -147,3 +148,55 @@ def preview_frames(
     finally:
         if renderer is not None:
             renderer.close()
+
+
+def prefetch(items: Iterator[Any], depth: int = 8) -> Iterator[Any]:
+    """Run ``items`` in a worker thread, ``depth`` items ahead, so producing (GL rendering, which
+    releases the GIL) overlaps with consuming (H.264 encoding). The worker creates and closes
+    everything the generator owns (a GL context stays in one thread); errors come through, and
+    when the consumer stops early the worker stops and cleans up too."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    done = object()
+
+    def work() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put((None, exc))
+            return
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+        q.put((done, None))
+
+    worker = threading.Thread(target=work, name="stm2pe-preview", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if exc is not None:
+                raise exc
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        worker.join()
