@@ -134,9 +134,11 @@ class Graph:
             y = column_y.get(col, 80.0)
             widgets = node.d.widgets
             slots = self._slots(node)
-            height = 46 + 26 * max(len(slots), len(node.d.outputs)) + 26 * len(widgets)
-            if node.d.output_node and not node.d.outputs:
-                height = max(height, 260)
+            height = 30 + 22 * max(len(slots), len(node.d.outputs)) + 24 * len(widgets)
+            height += sum(80 for w in widgets if w.opts.get("multiline"))
+            height += sum(70 for w in widgets if w.upload_extras)  # player / upload button
+            if node.d.output_node:
+                height += 200  # room for the preview the node shows after a run
             column_y[col] = y + height + 60
             inputs = []
             for inp in slots:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ComfyServer, execution_error, output_files
-from pack_loader import REPO
+from pack_loader import REPO, pack_submodule
 from workflow_tools import API_DIR, WORKFLOW_NEEDS, load_json
 
 API_FILES = sorted(API_DIR.glob("*.json"))
@@ -40,7 +40,7 @@ def test_api_workflow_runs(path: Path, comfy: ComfyServer) -> None:
     if missing:
         pytest.skip(f"needs {missing}")
     for target, source in needs.get("inputs", {}).items():
-        shutil.copy(REPO / source, comfy.input_dir / target)
+        make_input(source, comfy.input_dir / target)
     api = _apply_overrides(load_json(path), needs.get("test_overrides", {}))
     entry = comfy.run(api, timeout=needs.get("timeout", 600))
     err = execution_error(entry)
@@ -54,6 +54,47 @@ def test_api_workflow_runs(path: Path, comfy: ComfyServer) -> None:
             _check_video(data, item["filename"], expect)
         elif item["filename"].endswith(".png"):
             assert data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def make_input(source: str, target: Path) -> None:
+    """Copy a repository file into the input folder, or make a ``generated:`` one."""
+    if source == "generated:motion":
+        write_sample_motion(target)
+    elif source == "generated:photo":
+        write_sample_photo(target)
+    else:
+        shutil.copy(REPO / source, target)
+
+
+def write_sample_motion(path: Path, seconds: float = 4.0, fps: float = 15.0) -> None:
+    """A small SMPL dance: hips sway, arms swing up and down, knees bend on the beat (y-up, metres)."""
+    import numpy as np
+
+    types = pack_submodule("stm2pe_core.types")
+    motion_io = pack_submodule("stm2pe_core.body.motion")
+    n = int(round(seconds * fps))
+    t = np.arange(n) / fps
+    beat = 2 * np.pi * 2.0 * t  # 120 BPM
+    poses = np.zeros((n, 24, 3), np.float32)
+    poses[:, 0, 1] = 0.3 * np.sin(beat / 4)  # turn left/right
+    poses[:, 16, 2] = -1.0 + 0.6 * np.sin(beat)  # left shoulder
+    poses[:, 17, 2] = 1.0 - 0.6 * np.sin(beat)  # right shoulder
+    poses[:, 4, 0] = poses[:, 5, 0] = 0.4 * (1 - np.cos(beat)) / 2  # knees
+    poses[:, 1, 0] = poses[:, 2, 0] = -0.2 * (1 - np.cos(beat)) / 2  # hips
+    trans = np.stack([0.1 * np.sin(beat / 2), 0.9 - 0.04 * (1 - np.cos(beat)) / 2, np.zeros(n)], 1).astype(np.float32)
+    motion = types.Motion(poses=poses, trans=trans, betas=np.zeros(10, np.float32), fps=fps, source="sample")
+    motion_io.save_motion(motion, path)
+
+
+def write_sample_photo(path: Path) -> None:
+    """A plain standing figure on a light background (enough for the reference path to run)."""
+    import numpy as np
+    from PIL import Image
+
+    img = np.full((512, 512, 3), 225, np.uint8)
+    img[120:440, 216:296] = (60, 80, 200)  # body
+    img[70:125, 226:286] = (230, 190, 160)  # head
+    Image.fromarray(img).save(path)
 
 
 def _check_video(data: bytes, name: str, expect: dict) -> None:
