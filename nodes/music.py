@@ -22,17 +22,11 @@ CAT = f"{CATEGORY}/music"
 
 
 def audio_files() -> list[str]:
-    """Audio/video files in ComfyUI's input folder (recursively, like LoadAudio lists them)."""
+    """Audio/video files at the top of ComfyUI's input folder (as core Load Audio lists them)."""
     root = input_directory()
     if not root.is_dir():
         return []
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for f in filenames:
-            if Path(f).suffix.lower() in AUDIO_EXTS:
-                out.append(os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/"))
-    return sorted(out)
+    return sorted(f.name for f in root.iterdir() if f.is_file() and f.suffix.lower() in AUDIO_EXTS)
 
 
 def resolve_audio_path(name: str) -> Path:
