@@ -71,7 +71,7 @@ def smpl_sized_body():
     return SMPLBody(data, source="synthetic-smpl-sized")
 
 
-def bench(body, size: int, frames: int) -> dict:
+def bench(body, size: int, frames: int, repeat: int = 3) -> dict:
     from stm2pe_core.render.camera import fit_camera
     from stm2pe_core.render.guidance import _RENDERERS, body_points_for_framing, render_guidance, shared_renderer
 
@@ -83,7 +83,7 @@ def bench(body, size: int, frames: int) -> dict:
     render_guidance(dance(2), body, width=size, height=size)  # context, shaders, buffers
     setup = time.perf_counter() - t0
     best = 1e9
-    for _ in range(2):
+    for _ in range(repeat):
         t0 = time.perf_counter()
         g = render_guidance(motion, body, width=size, height=size)
         best = min(best, time.perf_counter() - t0)
@@ -120,6 +120,7 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 640])
     ap.add_argument("--frames", type=int, default=90)
     ap.add_argument("--bodies", nargs="+", default=["preview", "smpl-sized"], choices=["preview", "smpl-sized"])
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per setting; the best is reported")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args()
 
@@ -131,7 +132,7 @@ def main() -> int:
     for name in args.bodies:
         body = load_body("preview") if name == "preview" else smpl_sized_body()
         for size in args.sizes:
-            row = bench(body, size, args.frames)
+            row = bench(body, size, args.frames, args.repeat)
             row["gl_platform"] = plat
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -151,6 +152,7 @@ def main() -> int:
         "gl_renderer": renderer,
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average_1m": os.getloadavg()[0],
     }
     print(json.dumps(meta))
     if args.json:

@@ -271,13 +271,18 @@ def render_guidance(
     znear = max(0.01, float(z.min()) - span)
     zfar = float(z.max()) + span
 
-    out = {m: np.zeros((n, height, width, 3), dtype=np.uint8) for m in maps}
+    as_float = np.dtype(dtype) != np.uint8
+    # np.zeros maps lazily-zeroed pages: background pixels cost nothing until written
+    out = {m: np.zeros((n, height, width, 3), dtype=np.float32 if as_float else np.uint8) for m in maps}
     keypoints = np.zeros((n, 18, 3), dtype=np.float32)
     hms = np.zeros((n, 18, *hm_size), dtype=np.float32)
     mask = np.zeros((n, height, width), dtype=bool)
     # alpha code -> semantic colour: code j+1 is part j, everything else (255 = background) black
     alpha_lut = np.zeros((256, 3), dtype=np.uint8)
     alpha_lut[1:25] = semantic_palette()[:24]
+    lut = alpha_lut.astype(np.float32) / 255.0 if as_float else alpha_lut
+    inv255 = np.float32(1.0 / 255.0)
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
     t0 = time.perf_counter()
     if progress is not None:
         progress(0, n)
@@ -292,18 +297,29 @@ def render_guidance(
             fb = renderer.render(posed.vertices[k], posed.normals[k])
             body_px = fb.depth > 0
             mask[i] = body_px
-            if "normal" in out:
-                out["normal"][i] = fb.normal  # the clear colour already made the background black
+            if "normal" in out:  # the clear colour already made the background black
+                if as_float:
+                    np.multiply(fb.normal, inv255, out=out["normal"][i])
+                else:
+                    out["normal"][i] = fb.normal
             if "semantic_map" in out:
-                out["semantic_map"][i] = alpha_lut[fb.rgba[..., 3]]
-            if "depth" in out:
-                out["depth"][i] = depth_to_u8(fb.depth, body_px)[..., None]
+                np.take(lut, fb.rgba[..., 3], axis=0, out=out["semantic_map"][i])
+            if "depth" in out and body_px.any():
+                d = fb.depth[body_px]
+                lo, hi = float(d.min()), float(d.max())
+                near = 1.0 - (d - lo) * (1.0 / (hi - lo)) if hi > lo else np.ones_like(d)
+                out["depth"][i][body_px] = near[:, None] if as_float else (near * 255.0 + 0.5).astype(np.uint8)[:, None]
             uv, zc = camera.project(op3d[k])
             conf = keypoint_confidence(uv, zc, fb.depth, width, height)
             keypoints[i, :, :2] = uv
             keypoints[i, :, 2] = conf
             if "dwpose" in out:
-                draw_skeleton(keypoints[i], width, height, canvas=out["dwpose"][i])
+                if as_float:
+                    canvas.fill(0)
+                    draw_skeleton(keypoints[i], width, height, canvas=canvas)
+                    np.multiply(canvas, inv255, out=out["dwpose"][i])
+                else:
+                    draw_skeleton(keypoints[i], width, height, canvas=out["dwpose"][i])
             hms[i] = heatmaps(keypoints[i], width, height, hm_size)
             if progress is not None:
                 progress(i + 1, n)
@@ -316,14 +332,5 @@ def render_guidance(
         time.perf_counter() - t0,
         body.name,
     )
-    if np.dtype(dtype) == np.uint8:
-        final = out
-    else:
-        final = {}
-        for m in list(maps):
-            u8 = out.pop(m)
-            f = np.empty(u8.shape, dtype=np.float32)
-            np.multiply(u8, np.float32(1.0 / 255.0), out=f)  # one pass, no temporaries
-            del u8
-            final[m] = f
+    final = out
     return GuidanceMaps(maps=final, fps=motion.fps, size=(height, width), keypoints=keypoints, heatmaps=hms, mask=mask)
