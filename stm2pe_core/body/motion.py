@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -232,7 +233,7 @@ def load_motion(
             raise bad_file(
                 p, f"the .npz holds pickled objects or is damaged ({exc})", "Save it with plain numeric arrays."
             ) from exc
-        except OSError as exc:
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:  # a damaged .npz is a damaged zip
             raise bad_file(p, f"not a readable .npz ({exc})", "Re-export the file.") from exc
     elif suffix in (".pkl", ".pickle"):
         d = safe_load(p, what="motion file")
