@@ -2,8 +2,8 @@
 
 The analysis rate is chosen so that one STFT hop is exactly one video frame (EDGE computes its
 baseline features at sr = 30 * 512 for 30 fps); at 15 fps that is 15360 Hz with a 1024-sample
-hop, i.e. EDGE's own sample rate. Beats are tracked on a 4x finer onset envelope (60 Hz at
-15 fps) so beat times are not quantised to video frames.
+hop, i.e. EDGE's own sample rate. Beats are tracked on a finer 60 Hz onset envelope so beat
+times are not quantised to video frames.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..types import DEFAULT_FPS, Music, frame_count
 log = logging.getLogger(__name__)
 
 TARGET_RATE = 15360  # EDGE's analysis sample rate (30 fps * 512)
-BEAT_HOP_DIV = 4  # beat-tracking envelope runs at 4 x fps
+BEAT_RATE = 60.0  # beat-tracking onset envelope rate (Hz), whatever the video fps
 BEAT_N_FFT = 1024  # short window: onset peaks land close to the true attack
 FRAME_N_FFT = 2048  # librosa default, as in EDGE's baseline features
 DEFAULT_START_BPM = 120.0
@@ -38,7 +38,8 @@ class Grid:
 
     @property
     def beat_hop(self) -> int:
-        return max(1, self.hop // BEAT_HOP_DIV)
+        """~60 Hz onset envelope: beats resolved to ~17 ms at any fps (256 samples at 15360 Hz)."""
+        return max(1, int(round(self.sample_rate / BEAT_RATE)))
 
 
 def analysis_grid(fps: float) -> Grid:
@@ -48,11 +49,9 @@ def analysis_grid(fps: float) -> Grid:
     hop0 = TARGET_RATE / fps
     frac = Fraction(fps).limit_denominator(1001)
     if abs(float(frac) - fps) < 1e-9:
-        # sr = fps * hop is an integer iff hop is a multiple of fps's denominator; a multiple of
-        # BEAT_HOP_DIV as well keeps the fine beat grid an exact subdivision of the frame grid
+        # sr = fps * hop is an integer iff hop is a multiple of fps's denominator
         q = frac.denominator
-        step = int(np.lcm(q, BEAT_HOP_DIV)) if np.lcm(q, BEAT_HOP_DIV) <= hop0 else q
-        hop = max(step, int(round(hop0 / step)) * step)
+        hop = max(q, int(round(hop0 / q)) * q)
         sr = frac * hop
         if sr.denominator == 1:
             return Grid(float(fps), int(sr), hop, True)
