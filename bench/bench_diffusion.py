@@ -84,6 +84,16 @@ def cuda_time(fn, reps: int = 3, warmup: int = 1) -> list[float]:
     return out
 
 
+def sdpa(backends):
+    import contextlib
+
+    if not backends:
+        return contextlib.nullcontext()
+    from torch.nn.attention import sdpa_kernel
+
+    return sdpa_kernel(backends, set_priority=True)
+
+
 def median(xs):
     xs = sorted(xs)
     return xs[len(xs) // 2]
@@ -146,19 +156,36 @@ def main() -> int:
     cache: dict = {}
     for variant in [v for v in args.variants.split(",") if v]:
         name, _, prec = variant.rpartition("-")
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[prec]
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[prec]
         if cache.get("dtype") != dtype:
             cache.clear()
             torch.cuda.empty_cache()
             ref, den = build(dtype, dev, tiny_unet_config() if args.tiny else None)
             cache.update(dtype=dtype, ref=ref, den=den)
         ref, den = cache["ref"], cache["den"]
-        use_processor(den, ChampStyleProcessor if name == "champ-style" else ReferenceAttnProcessor)
+        parts = set(name.split("+"))
+        use_processor(den, ChampStyleProcessor if "champ-style" in parts else ReferenceAttnProcessor)
         unet = den
-        if name.startswith("compile"):
-            unet = torch.compile(den, mode="max-autotune-no-cudagraphs" if "autotune" in name else None, dynamic=False)
-        if "cl" in name.split("+"):
+        if "cl" in parts:
             den.to(memory_format=torch.channels_last)
+        if "compile" in parts:
+            torch._dynamo.reset()
+            unet = torch.compile(den, dynamic=False)
+        ctx_size, ctx_overlap = args.context, args.overlap
+        for p_ in parts:
+            if p_.startswith("ctx"):  # e.g. ctx28o4
+                a, _, b = p_[3:].partition("o")
+                ctx_size, ctx_overlap = int(a), int(b or args.overlap)
+        backends = None
+        if "cudnn" in parts:
+            from torch.nn.attention import SDPBackend
+
+            backends = [
+                SDPBackend.CUDNN_ATTENTION,
+                SDPBackend.FLASH_ATTENTION,
+                SDPBackend.EFFICIENT_ATTENTION,
+                SDPBackend.MATH,
+            ]
         torch.cuda.reset_peak_memory_stats()
         latent = torch.randn(1, 4, h, w, device=dev)
         emb = torch.randn(1, 1, den.config["cross_attention_dim"], device=dev)
@@ -172,18 +199,21 @@ def main() -> int:
         sched.set_timesteps(args.steps, device=dev)
         lat = torch.randn(1, 4, args.frames, h, w, device=dev)
 
-        def one_step(unet=unet, reference=reference, guid=guid, lat=lat, sched=sched):
+        def one_step(
+            unet=unet, reference=reference, guid=guid, lat=lat, sched=sched, cs=ctx_size, co=ctx_overlap, be=backends
+        ):
             # exactly denoise_segment's inner loop for one step (the library function, steps=1)
-            return denoise_segment(
-                unet,
-                reference,
-                guid,
-                steps=1,
-                init_latents=lat,
-                context_size=args.context,
-                context_overlap=args.overlap,
-                scheduler=sched,
-            )
+            with sdpa(be):
+                return denoise_segment(
+                    unet,
+                    reference,
+                    guid,
+                    steps=1,
+                    init_latents=lat,
+                    context_size=cs,
+                    context_overlap=co,
+                    scheduler=sched,
+                )
 
         try:
             t_compile = time.perf_counter()
@@ -198,6 +228,7 @@ def main() -> int:
         peak = torch.cuda.max_memory_allocated() / 2**30
         seg = args.steps * step
         results[variant] = {
+            "frame_passes_per_step": sum(x.length for x in context_windows(args.frames, ctx_size, ctx_overlap)),
             "step_s": step,
             "step_times": times,
             "first_call_s": first,

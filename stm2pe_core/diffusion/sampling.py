@@ -112,6 +112,11 @@ def denoise_segment(
         raise InputError(f"initial latents must be (1, 4, {num_frames}, {h}, {w}), got {tuple(latents.shape)}")
     ctx = reference.clip_embedding.to(device, dtype)
     bank = reference.bank
+    prep = getattr(unet, "prepare_reference", None) or getattr(
+        getattr(unet, "_orig_mod", None), "prepare_reference", None
+    )
+    if prep is not None and bank is not None:
+        prep(bank)
     gd = None if g is None else g.to(device, dtype)
     windows = context_windows(num_frames, context_size, context_overlap)
     total = len(timesteps)

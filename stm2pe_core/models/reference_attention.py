@@ -43,6 +43,7 @@ class _Control:
         self.mode = "off"  # off | write | read
         self.bank: ReferenceBank | None = None
         self.uncond_rows = 0  # leading batch rows (frames) that must not see the reference
+        self.count_reads = False  # tests: count bank reads (off by default: no mutable state for torch.compile)
         self.reads = 0
 
 
@@ -81,7 +82,8 @@ class ReferenceAttnProcessor:
         k = attn.to_k(x)
         v = attn.to_v(x)
         if ctl.mode == "read" and ctl.bank is not None and self.path in ctl.bank.tokens:
-            ctl.reads += 1
+            if ctl.count_reads:
+                ctl.reads += 1
             u = ctl.uncond_rows
             kr, vr = self._ref_kv(attn, ctl.bank, x.dtype)
             n_cond = x.shape[0] - u
@@ -107,6 +109,16 @@ class ReferenceAttnProcessor:
             if not torch.is_grad_enabled():  # weights are fixed while sampling: reuse
                 bank.kv_cache[self.path] = hit
         return hit
+
+
+@torch.no_grad()
+def prepare_reference(unet: nn.Module, bank: ReferenceBank) -> None:
+    """Project every reference token set to keys/values once, before sampling (also keeps
+    the cache writes out of a ``torch.compile``d forward)."""
+    for mod in unet.modules():
+        proc = getattr(mod, "processor", None)
+        if isinstance(proc, ReferenceAttnProcessor) and proc.path in bank.tokens:
+            proc._ref_kv(mod, bank, mod.to_q.weight.dtype)
 
 
 def install_reference_processors(unet: nn.Module) -> _Control:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .motion_module import MAX_FRAMES, MotionModule
-from .reference_attention import ReferenceBank, install_reference_processors
+from .reference_attention import ReferenceBank, install_reference_processors, prepare_reference
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 _PARTS = ("conv_in", "time_proj", "time_embedding", "down_blocks", "mid_block", "up_blocks")
@@ -169,6 +169,10 @@ class DenoisingUNet(_UNetBase):
         for block in self.up_blocks:
             ch = block.resnets[-1].out_channels
             block.motion_modules = nn.ModuleList([MotionModule(ch, heads, motion_max_len) for _ in block.resnets])
+
+    def prepare_reference(self, bank: ReferenceBank) -> None:
+        """Cache the reference keys/values of every ``attn1`` (once per video)."""
+        prepare_reference(self, bank)
 
     def motion_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if ".motion_modules." in k}
