@@ -15,7 +15,7 @@ fraction of a second):
 
 - **Reduced resolution.** Full 3D attention over N x 64 x 64 tokens (300k tokens for a 5 s
   window) is unaffordable, so the 64x64 map is patchified to a ``grid`` x ``grid`` map
-  (default 4x4, i.e. 16x16-pixel patches) with ``channels`` features, and the trunk works
+  (default 4x4, i.e. 16x16-pixel patches) with ``channels`` (64) features, and the trunk works
   there (at 8x8 the SMPL path costs about 4x the CPU time). The heads that need
   64x64 outputs upsample back and also see the full-resolution FC map through a skip.
 - **Factorised 3D attention.** Each attention layer attends spatially (the grid^2 tokens of a
@@ -70,7 +70,7 @@ class M2PEncConfig:
     feature_kind: str = "librosa"  # MusicFeatures.kind the model was trained on
     map_size: int = 64  # FC output is map_size x map_size per frame (paper: 64)
     grid: int = 4  # trunk resolution after patchifying the map (CPU cost grows with grid^2)
-    channels: int = 96
+    channels: int = 64
     num_layers: int = 4  # L: each layer = one inflated conv block + one 3D attention block
     num_heads: int = 4
     temporal_kernel: int = 5
