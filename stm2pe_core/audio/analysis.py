@@ -24,7 +24,7 @@ BEAT_RATE = 60.0  # beat-tracking onset envelope rate (Hz), whatever the video f
 BEAT_N_FFT = 1024  # short window: onset peaks land close to the true attack
 FRAME_N_FFT = 2048  # librosa default, as in EDGE's baseline features
 DEFAULT_START_BPM = 120.0
-ANALYSIS_VERSION = "1"  # bump when the analysis changes results (part of the content hash)
+ANALYSIS_VERSION = "2"  # bump when the analysis changes results (part of the content hash)
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,9 @@ def encode_music(
         from . import jukebox
 
         opts = jukebox.normalise_options(**jukebox_options)
-        params = feature_params(music, mode, **{k: v for k, v in opts.items() if k in jukebox.KEY_OPTIONS})
+        params = feature_params(
+            music, mode, adapter=jukebox.ADAPTER_VERSION, **{k: v for k, v in opts.items() if k in jukebox.KEY_OPTIONS}
+        )
     else:
         if jukebox_options:
             log.debug("librosa mode ignores Jukebox options %s", sorted(jukebox_options))

@@ -47,6 +47,7 @@ WEIGHT_FILES = ("vqvae.pth.tar", "prior_level_2.pth.tar")
 RESAMPLE_METHODS = ("box", "fft")
 KEY_OPTIONS = ("layer", "window_seconds", "overlap_seconds", "resample")  # options that change the features
 JUKEMIRLIB_MODULE = "jukemirlib"
+ADAPTER_VERSION = "1"  # bump when windowing/resampling changes results (part of the cache key)
 
 INSTALL_HINT = (
     "Install it with `pip install git+https://github.com/rodrigo-castellon/jukemirlib.git` "
