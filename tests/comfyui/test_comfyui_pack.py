@@ -94,3 +94,17 @@ def test_core_nodes_used_by_workflows_exist(object_info: dict) -> None:
                 for key in ("default", "min", "max"):
                     if key in inp.opts:
                         assert served_opts.get(key) == inp.opts[key], f"{node_id}.{inp.name}.{key}"
+
+
+def test_example_workflows_are_in_the_template_browser(comfy: ComfyServer) -> None:
+    """ComfyUI lists workflows/*.json under the pack in Workflow -> Browse Templates and serves them."""
+    import json
+
+    from workflow_tools import WORKFLOWS
+
+    listed = comfy.get_json("/api/workflow_templates").get(PACK_DIR_NAME, [])
+    expected = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
+    assert expected and sorted(listed) == expected
+    for name in expected:
+        served = comfy.get_json(f"/api/workflow_templates/{PACK_DIR_NAME}/{name}.json")
+        assert served == json.loads((WORKFLOWS / f"{name}.json").read_text())
