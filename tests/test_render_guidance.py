@@ -137,11 +137,12 @@ def test_projected_keypoints_land_on_the_rendered_body(dance):
             hy, hx = np.unravel_index(np.argmax(g.heatmaps[i, k]), g.heatmaps.shape[2:])
             assert abs((hx + 0.5) * 8 - (g.keypoints[i, k, 0] + 0.5)) <= 4.01
             assert abs((hy + 0.5) * 8 - (g.keypoints[i, k, 1] + 0.5)) <= 4.01
-    # joint dots drawn in the OpenPose colours
+    # joint dots drawn in the OpenPose colours (wrists are under the red dots of DWPose's hands)
     sk = np.round(g.maps["dwpose"][0] * 255).astype(int)
     for k in body_kp:
         x, y, _ = g.keypoints[0, k]
-        np.testing.assert_array_equal(sk[int(round(y)), int(round(x))], COLORS[k])
+        expect = (255, 0, 0) if k in (4, 7) else COLORS[k]
+        np.testing.assert_array_equal(sk[int(round(y)), int(round(x))], expect)
 
 
 def test_face_points_visible_from_the_front_hidden_from_behind():
@@ -194,3 +195,33 @@ def test_uint8_option_and_unknown_map():
     assert g.maps["normal"].dtype == np.uint8 and g.maps["normal"].max() == 255
     with pytest.raises(InputError, match="unknown guidance map"):
         render_guidance(_still(), QuadBody(), width=32, height=32, maps=("albedo",))
+
+
+def test_hands_and_face_follow_their_joints():
+    from stm2pe_core.render.openpose import FACE_68, LEFT_HAND, hand_face_points
+
+    body = load_body("preview")
+    poses = np.zeros((2, 24, 3))
+    poses[1, 20] = [0.0, 0.0, 1.0]  # bend the left wrist
+    poses[1, 15] = [0.0, 0.8, 0.0]  # turn the head
+    posed = body.pose(poses, np.zeros((2, 3)))
+    hands, face = hand_face_points(posed.joints, posed.rotations)
+    rest = body.rest_joints()
+    np.testing.assert_allclose(hands[0, 0, :, :], LEFT_HAND + rest[20], atol=1e-5)  # rest pose: template at the wrist
+    np.testing.assert_allclose(hands[0, 1, 8, 0], rest[21, 0] - LEFT_HAND[8, 0], atol=1e-5)  # right hand mirrored
+    np.testing.assert_allclose(face[0], FACE_68 + rest[15], atol=1e-5)
+    # bending the wrist moves the left hand's finger tips, not the right hand
+    assert np.linalg.norm(hands[1, 0, 12] - hands[0, 0, 12]) > 0.05
+    np.testing.assert_allclose(hands[1, 1], hands[0, 1], atol=1e-5)
+    # the head turn moves the face's nose tip sideways toward +x (turn about +y)
+    assert face[1, 30, 0] - face[0, 30, 0] > 0.05
+    # drawn: white face dots and red hand dots appear only with hands_face on
+    m = make_motion(np.zeros((1, 24, 3)), np.zeros((1, 3)), 15.0)
+    on = np.round(render_guidance(m, body, width=256, height=256, maps=("dwpose",)).maps["dwpose"][0] * 255).astype(int)
+    off = np.round(
+        render_guidance(m, body, width=256, height=256, maps=("dwpose",), hands_face=False).maps["dwpose"][0] * 255
+    ).astype(int)
+    white = (on == 255).all(-1).sum()
+    red = ((on[..., 0] == 255) & (on[..., 1] == 0) & (on[..., 2] == 0)).sum()
+    assert white > 30 and red > 30
+    assert (off == 255).all(-1).sum() == 0

@@ -34,6 +34,7 @@ class PosedBody:
     normals: np.ndarray  # (n, V, 3) float32 unit vertex normals
     joints: np.ndarray  # (n, 24, 3) SMPL joints
     face_points: np.ndarray  # (n, 5, 3) nose, right eye, left eye, right ear, left ear
+    rotations: np.ndarray | None = None  # (n, 24, 3, 3) global joint rotations (hands/face drawing)
 
 
 class BodyModel:

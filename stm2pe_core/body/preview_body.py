@@ -178,5 +178,9 @@ class PreviewBody(BodyModel):
             norms[:, idx] = np.einsum("nij,vj->nvi", r, self.rest_normals[idx])
         face = np.einsum("nij,kj->nki", g_rot[:, 15], self._face_local) + g_pos[:, 15, None, :]
         return PosedBody(
-            verts.astype(np.float32), norms.astype(np.float32), g_pos.astype(np.float32), face.astype(np.float32)
+            verts.astype(np.float32),
+            norms.astype(np.float32),
+            g_pos.astype(np.float32),
+            face.astype(np.float32),
+            g_rot.astype(np.float32),
         )

@@ -195,14 +195,20 @@ class SMPLBody(BodyModel):
         verts = out.vertices.numpy()
         joints = out.joints[:, :24].numpy()
         normals = self._normals(verts).astype(np.float32)
+        g_rot, g_pos = global_transforms(p.astype(np.float64), t.astype(np.float64), self.rest_joints(betas))
         if self._face_ids is not None:
             face = verts[:, self._face_ids]
         else:  # synthetic/reduced meshes: the preview head's face points, carried by the head joint
             from .preview_body import _FACE_OFFSETS
 
-            g_rot, g_pos = global_transforms(p.astype(np.float64), t.astype(np.float64), self.rest_joints(betas))
             face = (np.einsum("nij,kj->nki", g_rot[:, 15], _FACE_OFFSETS) + g_pos[:, 15, None]).astype(np.float32)
-        return PosedBody(verts.astype(np.float32), normals, joints.astype(np.float32), face.astype(np.float32))
+        return PosedBody(
+            verts.astype(np.float32),
+            normals,
+            joints.astype(np.float32),
+            face.astype(np.float32),
+            g_rot.astype(np.float32),
+        )
 
 
 @lru_cache(maxsize=4)

@@ -29,7 +29,16 @@ from ..progress import Progress
 from ..types import GuidanceMaps, Motion
 from . import gl
 from .camera import Camera, fit_camera
-from .openpose import draw_skeleton, heatmaps, keypoint_confidence, openpose_points
+from .openpose import (
+    CONF_THRESHOLD,
+    draw_hands_face,
+    draw_skeleton,
+    hand_face_points,
+    heatmaps,
+    keypoint_confidence,
+    openpose_points,
+    visible_points,
+)
 
 log = logging.getLogger("STM2PE")
 
@@ -245,13 +254,16 @@ def render_guidance(
     camera: Camera | None = None,
     heatmap_size: tuple[int, int] | None = None,
     dtype: type = np.float32,
+    hands_face: bool = True,
     progress: Progress | None = None,
 ) -> GuidanceMaps:
     """Guidance maps for every frame of ``motion`` (see the module docstring).
 
     ``camera`` None frames the whole dance from the front. Keypoints (OpenPose-18 pixels +
     confidence), heatmaps (18 Gaussians at ``heatmap_size``, default size/8) and the body
-    mask are always returned. Maps are float32 in [0, 1] (the project's image convention);
+    mask are always returned. ``hands_face`` adds DWPose's hand (21 points each) and face (68
+    landmarks) drawing to the skeleton map, from templates carried by the wrist/head joints.
+    Maps are float32 in [0, 1] (the project's image convention);
     ``dtype=np.uint8`` keeps them as 0..255 bytes (a quarter of the memory, for long songs).
     ``progress(done, total)`` is called per frame and may raise to cancel.
     """
@@ -292,6 +304,9 @@ def render_guidance(
         stop = min(n, start + CHUNK)
         posed = body.pose(motion.poses[start:stop], motion.trans[start:stop], motion.betas)
         op3d = openpose_points(posed.joints, posed.face_points)
+        extras = hands_face and "dwpose" in out and posed.rotations is not None
+        if extras:
+            hands3d, face3d = hand_face_points(posed.joints, posed.rotations, posed.face_points[:, 0])
         for k in range(stop - start):
             i = start + k
             fb = renderer.render(posed.vertices[k], posed.normals[k])
@@ -314,12 +329,21 @@ def render_guidance(
             keypoints[i, :, :2] = uv
             keypoints[i, :, 2] = conf
             if "dwpose" in out:
+                target = canvas if as_float else out["dwpose"][i]
                 if as_float:
                     canvas.fill(0)
-                    draw_skeleton(keypoints[i], width, height, canvas=canvas)
+                draw_skeleton(keypoints[i], width, height, canvas=target)
+                if extras:
+                    hands2d = []
+                    for h, wrist in ((0, 7), (1, 4)):  # left hand <- OpenPose left wrist 7, right <- 4
+                        huv, hz = camera.project(hands3d[k, h])
+                        hc = visible_points(huv, hz, fb.depth, width, height, 0.05) * (conf[wrist] >= CONF_THRESHOLD)
+                        hands2d.append(np.concatenate([huv, hc[:, None]], axis=1))
+                    fuv, fz = camera.project(face3d[k])
+                    fc = visible_points(fuv, fz, fb.depth, width, height, 0.02) * (conf[0] >= CONF_THRESHOLD)
+                    draw_hands_face(target, np.stack(hands2d), np.concatenate([fuv, fc[:, None]], axis=1))
+                if as_float:
                     np.multiply(canvas, inv255, out=out["dwpose"][i])
-                else:
-                    draw_skeleton(keypoints[i], width, height, canvas=out["dwpose"][i])
             hms[i] = heatmaps(keypoints[i], width, height, hm_size)
             if progress is not None:
                 progress(i + 1, n)
