@@ -98,6 +98,16 @@ def test_amass_turn_keeps_the_pelvis_where_smpl_puts_it(tmp_path):
     np.testing.assert_allclose(pelvis_yup, pelvis_zup @ np.linalg.inv(RX90).T, atol=1e-5)
 
 
+def test_npz_with_a_pickled_entry_loads_the_rest_without_unpickling(tmp_path):
+    truth = _truth(4)
+    _write_amass(tmp_path / "a.npz", truth)
+    z = dict(np.load(tmp_path / "a.npz"))
+    z["meta"] = np.array([_Evil(str(tmp_path / "pwned"))], dtype=object)
+    np.savez(tmp_path / "b.npz", **z)
+    _same(M.load_motion(tmp_path / "b.npz"), truth)
+    assert not (tmp_path / "pwned").exists()
+
+
 def test_own_npz_round_trip_and_fps_option(tmp_path):
     truth = _truth(31)
     M.save_motion(truth, tmp_path / "m.npz")

@@ -227,13 +227,17 @@ def load_motion(
     suffix = p.suffix.lower()
     if suffix == ".npz":
         try:
+            d: dict[str, Any] = {}
+            skipped = []
             with np.load(p, allow_pickle=False) as z:
-                d: dict[str, Any] = {k: z[k] for k in z.files}
-        except ValueError as exc:
-            raise bad_file(
-                p, f"the .npz holds pickled objects or is damaged ({exc})", "Save it with plain numeric arrays."
-            ) from exc
-        except (OSError, EOFError, zipfile.BadZipFile) as exc:  # a damaged .npz is a damaged zip
+                for k in z.files:
+                    try:
+                        d[k] = z[k]
+                    except ValueError:  # a pickled (object) entry: never unpickled, just left out
+                        skipped.append(k)
+            if skipped:
+                log.info("STM2PE: %s: ignored pickled entries %s", p.name, skipped)
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:  # a damaged .npz is a damaged zip
             raise bad_file(p, f"not a readable .npz ({exc})", "Re-export the file.") from exc
     elif suffix in (".pkl", ".pickle"):
         d = safe_load(p, what="motion file")
