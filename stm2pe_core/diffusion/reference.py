@@ -137,3 +137,9 @@ def encode_reference(
     ru = reference_unet
     bank = ru.write_bank(latent.to(ru.device, ru.dtype), emb.to(ru.device, ru.dtype))
     return Reference(latent=latent.float(), clip_embedding=emb.float(), bank=bank, image=rgb)
+
+
+def reference_from_image(models, image, height: int = 640, width: int = 640, fit: str = "crop") -> Reference:
+    """The Reference UNet node's work, with the networks brought to the GPU only while they run."""
+    with models.use("vae", "image_encoder", "reference_unet"):
+        return encode_reference(models.reference_unet, models.vae, models.image_encoder, image, height, width, fit)

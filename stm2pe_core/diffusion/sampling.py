@@ -144,3 +144,108 @@ def denoise_segment(
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return latents.float().cpu()
+
+
+def segment_guidance(
+    models,
+    frames: slice,
+    latent_hw: tuple[int, int],
+    pose_guidance=None,
+    guidance_maps=None,
+    guidance_set: str = "PDNS",
+    chunk: int = 16,
+) -> torch.Tensor | None:
+    """Guidance features (F, 320, h, w) for ``frames``: M2PEnc's PoseGuidance (resized to the
+    latent grid if needed) or rendered GuidanceMaps through CHAMP's encoders (DNS / P / PDNS)."""
+    import torch.nn.functional as F
+
+    from ..models.guidance_encoder import ablation_types, maps_to_tensor, sum_guidance
+
+    if pose_guidance is not None and guidance_maps is not None:
+        raise InputError("connect either pose guidance (M2PEnc) or guidance maps, not both")
+    if pose_guidance is not None:
+        feats = torch.as_tensor(pose_guidance.features)[frames].float()
+        if tuple(feats.shape[-2:]) != tuple(latent_hw):
+            feats = F.interpolate(feats, size=latent_hw, mode="area" if feats.shape[-1] > latent_hw[1] else "bilinear")
+        return feats
+    if guidance_maps is None:
+        return None
+    types = ablation_types(guidance_set)
+    h, w = latent_hw[0] * 8, latent_hw[1] * 8
+    maps = {}
+    for t in types:
+        if t not in guidance_maps.maps:
+            raise InputError(
+                f"guidance set {guidance_set} needs {t} maps but the GUIDANCE_MAPS input has {sorted(guidance_maps.maps)}"
+            )
+        x = maps_to_tensor(guidance_maps.maps[t][frames])
+        if tuple(x.shape[-2:]) != (h, w):  # CHAMP resizes the maps to the working size
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        maps[t] = x
+    with models.use("guidance_encoders"):
+        return sum_guidance(models.guidance_encoders, maps, types=types, chunk=chunk).float().cpu()
+
+
+def denoise_video_segment(
+    models,
+    reference: Reference,
+    *,
+    pose_guidance=None,
+    guidance_maps=None,
+    guidance_set: str = "PDNS",
+    start_frame: int = 0,
+    num_frames: int = 0,
+    steps: int = DEFAULT_STEPS,
+    cfg: float = DEFAULT_CFG,
+    seed: int = DEFAULT_SEED,
+    context_size: int = DEFAULT_CONTEXT,
+    context_overlap: int = DEFAULT_OVERLAP,
+    fuse: Fuse = "linear",
+    decode: bool = False,
+    decode_chunk: int = 8,
+    progress: Progress | None = None,
+) -> tuple[SegmentLatents, torch.Tensor | None]:
+    """The Denoise Video Segment node's work: guidance for frames ``[start, start+num)`` →
+    latents (and decoded frames (F, H, W, 3) for a quick look when ``decode``)."""
+    from .reference import vae_decode
+
+    total = None
+    if pose_guidance is not None:
+        total = int(torch.as_tensor(pose_guidance.features).shape[0])
+    elif guidance_maps is not None:
+        total = int(guidance_maps.n_frames)
+    if total is None:
+        if num_frames <= 0:
+            raise InputError("without guidance give the number of frames to make")
+        total = start_frame + num_frames
+    if not 0 <= start_frame < total:
+        raise InputError(f"start frame {start_frame} is outside the guidance's {total} frames")
+    stop = total if num_frames <= 0 else min(total, start_frame + num_frames)
+    frames = slice(start_frame, stop)
+    h, w = (int(s) for s in reference.latent.shape[-2:])
+    g = segment_guidance(models, frames, (h, w), pose_guidance, guidance_maps, guidance_set)
+    with models.use("denoising_unet"):
+        lat = denoise_segment(
+            models.denoising_unet,
+            reference,
+            g,
+            num_frames=stop - start_frame,
+            steps=steps,
+            cfg=cfg,
+            seed=seed,
+            context_size=context_size,
+            context_overlap=context_overlap,
+            fuse=fuse,
+            progress=progress,
+        )
+    seg = SegmentLatents(
+        lat,
+        start_frame,
+        stop,
+        info={"steps": steps, "cfg": cfg, "seed": seed, "guidance": guidance_set if guidance_maps else "pose"},
+    )
+    frames_out = None
+    if decode:
+        with models.use("vae"):
+            frames_out = vae_decode(models.vae, lat, chunk=decode_chunk)
+    return seg, frames_out
