@@ -106,27 +106,24 @@ class DanceResult:
 # ---- which files the photoreal video needs ------------------------------------------------------
 
 
-def photoreal_files(guidance: str) -> list[tuple[str, tuple[str, ...], str]]:
-    """(folder, accepted names, what it is) for every file the photoreal video needs."""
-    files: list[tuple[str, tuple[str, ...], str]] = [
-        ("champ", ("denoising_unet.pth",), "CHAMP denoising UNet"),
-        ("champ", ("reference_unet.pth",), "CHAMP reference UNet"),
-        ("champ", ("motion_module.pth",), "CHAMP motion module (AnimateDiff v2 layout)"),
-        ("vae", ("sd-vae-ft-mse", "sd-vae-ft-mse.safetensors"), "SD1.5 VAE: diffusers folder or one .safetensors file"),
-        ("clip_vision", ("image_encoder",), "sd-image-variations image_encoder folder (config.json + weights)"),
-    ]
-    for name in ABLATION_MAPS.get(guidance, ()):
-        files.append(("champ", (f"guidance_encoder_{name}.pth",), f"CHAMP guidance encoder for {name}"))
-    return files
+def photoreal_slots(guidance: str) -> list[str]:
+    """The model slots (:data:`stm2pe_core.weights.champ.SLOTS`) the photoreal video needs."""
+    slots = ["denoising_unet", "motion_module", "reference_unet", "vae", "image_encoder"]
+    return slots + [f"guidance_encoder_{m}" for m in ABLATION_MAPS.get(guidance, ())]
 
 
 def missing_photoreal_files(tree: ModelTree, guidance: str) -> list[str]:
-    """Human-readable list of the photoreal files not found in ``tree`` (empty = all present)."""
+    """One line per photoreal file not found in ``tree`` (empty = all present); presence only,
+    ``python -m stm2pe_core check-models`` checks their keys."""
+    from .weights.champ import SLOTS, locate
+
     out = []
-    for key, names, what in photoreal_files(guidance):
-        if tree.find(key, names) is None:
+    for slot in photoreal_slots(guidance):
+        if locate(tree, slot) is None:
+            key, names, what = SLOTS[slot]
             where = tree.folder(key) or Path("<models>") / key
-            out.append(f"{where / names[0]}  ({what})")
+            others = f" (or {', '.join(names[1:])})" if len(names) > 1 else ""
+            out.append(f"{where / names[0]}{others}: {what}")
     return out
 
 
@@ -238,13 +235,11 @@ def _write_preview(request: DanceRequest, motion: Any, audio: Any, progress: Pro
     return motion.n_frames
 
 
-def generate_song(
+def iter_song_latents(
     total: int,
     guidance_for: Any,
     unet: Any,
     reference: Any,
-    decode: Any,
-    writer: Any = None,
     *,
     segment_frames: int = DEFAULT_SEGMENT_FRAMES,
     continuation: Any = None,
@@ -252,33 +247,33 @@ def generate_song(
     cfg: float = 3.5,
     seed: int = 42,
     context_size: int | None = None,
-    decode_chunk: int = 8,
-    keep_frames: bool = False,
-    on_segment: Any = None,
+    context_overlap: int | None = None,
     progress: Progress | None = None,
 ) -> Any:
-    """Denoise a whole song segment by segment and stream the decoded frames to ``writer``.
+    """Yield ``(segment, latents (1, 4, F, h, w))`` for every segment of a ``total``-frame song.
 
     ``guidance_for(start, stop)`` -> guidance features (F, 320, h, w) for those frames (each
-    frame is asked for once; a segment reuses what it shares with the previous one). Only the
-    current and the previous segment's latents and guidance are alive at any time, so memory
-    does not grow with the song. ``on_segment(segment, latents)`` sees every segment's latents
-    (tests, debugging). Returns the :class:`~stm2pe_core.diffusion.stitch.SongAssembler`.
+    frame is asked for once; a segment reuses what it shares with the previous one), or None.
+    Each segment starts from the noise prior and is tied to the previous one over the overlap
+    (:mod:`.diffusion.continuation`); only the previous segment's latents are kept.
+    ``progress`` counts sampler steps over the whole song.
     """
     import torch
 
     from .diffusion.context import DEFAULT_CONTEXT
+    from .diffusion.context import DEFAULT_OVERLAP as CONTEXT_OVERLAP
     from .diffusion.continuation import ContinuationConfig, denoise_song, noise_prior
     from .diffusion.sampling import denoise_segment
     from .diffusion.scheduler import make_scheduler
     from .diffusion.segments import GuidanceFeed, plan_segments
-    from .diffusion.stitch import SongAssembler
 
     cont = continuation or ContinuationConfig()
     plan = plan_segments(total, segment_frames, cont.overlap)
     sched = make_scheduler()
     gen = torch.Generator().manual_seed(int(seed))
     n_seg = len(plan)
+    ctx = min(context_size or DEFAULT_CONTEXT, 32)
+    ctx_overlap = min(CONTEXT_OVERLAP if context_overlap is None else context_overlap, max(ctx - 1, 0))
 
     def init(seg: Any) -> Any:
         return noise_prior(reference.latent.float().cpu(), seg.length, sched, gen, cont.prior_signal, cont.offset_noise)
@@ -297,65 +292,96 @@ def generate_song(
             cfg=cfg,
             seed=int(seed) + seg.index,
             scheduler=sched,
-            context_size=min(context_size or DEFAULT_CONTEXT, 32),
+            context_size=ctx,
+            context_overlap=ctx_overlap,
             init_latents=init_latents,
             step_hook=hook,
             progress=step_progress,
         )
 
-    asm = SongAssembler(plan, decode, writer, keep_frames=keep_frames, chunk=decode_chunk)
+    if progress is not None:
+        progress(0, n_seg * steps)
     feed = GuidanceFeed(plan, guidance_for, axis=0)
-    for seg, latents in denoise_song(plan, iter(feed), denoise, init, steps, cont, gen):
+    yield from denoise_song(plan, iter(feed), denoise, init, steps, cont, gen)
+
+
+def generate_song(
+    total: int,
+    guidance_for: Any,
+    unet: Any,
+    reference: Any,
+    decode: Any,
+    writer: Any = None,
+    *,
+    decode_chunk: int = 8,
+    keep_frames: bool = False,
+    on_segment: Any = None,
+    **song_options: Any,
+) -> Any:
+    """Denoise a whole song (:func:`iter_song_latents`) and stream the decoded frames to ``writer``.
+
+    Segments are blended, decoded in chunks and written as soon as they are final, so only the
+    current and the previous segment's latents and guidance are alive: memory does not grow with
+    the song. ``on_segment(segment, latents)`` sees every segment's latents (tests, debugging).
+    Returns the :class:`~stm2pe_core.diffusion.stitch.SongAssembler`.
+    """
+    from .diffusion.segments import plan_segments
+    from .diffusion.stitch import SongAssembler
+
+    cont = song_options.get("continuation")
+    overlap = cont.overlap if cont is not None else DEFAULT_OVERLAP
+    plan = plan_segments(total, song_options.get("segment_frames", DEFAULT_SEGMENT_FRAMES), overlap)
+    asm = SongAssembler(plan, decode, writer, keep_frames=keep_frames, chunk=decode_chunk)
+    for seg, latents in iter_song_latents(total, guidance_for, unet, reference, **song_options):
         if on_segment is not None:
             on_segment(seg, latents)
         asm.add(seg, latents)
     return asm
 
 
-@dataclass
-class PhotorealStack:
-    """The loaded networks of the photoreal video."""
+def song_segments(
+    models: Any,
+    reference: Any,
+    *,
+    pose_guidance: Any = None,
+    guidance_maps: Any = None,
+    guidance_set: str = "PDNS",
+    num_frames: int = 0,
+    progress: Progress | None = None,
+    **song_options: Any,
+) -> list[Any]:
+    """The Denoise Song node's work: every segment of the song as ``SegmentLatents`` (for Stitch
+    Segments). Guidance comes from M2PEnc's POSE_GUIDANCE or rendered GUIDANCE_MAPS, per segment."""
+    from .diffusion.sampling import SegmentLatents, segment_guidance
 
-    reference_unet: Any
-    denoising_unet: Any
-    vae: Any
-    image_encoder: Any
-    guidance_encoders: dict[str, Any]
+    if pose_guidance is not None:
+        total = int(pose_guidance.features.shape[0])
+    elif guidance_maps is not None:
+        total = int(guidance_maps.n_frames)
+    elif num_frames > 0:
+        total = int(num_frames)
+    else:
+        raise InputError("Denoise Song needs pose guidance, guidance maps or a frame count")
+    hw = tuple(int(s) for s in reference.latent.shape[-2:])
+
+    def guidance_for(a: int, b: int) -> Any:
+        return segment_guidance(models, slice(a, b), hw, pose_guidance, guidance_maps, guidance_set)
+
+    out = []
+    with models.use("denoising_unet"):
+        for seg, latents in iter_song_latents(
+            total, guidance_for, models.denoising_unet, reference, progress=progress, **song_options
+        ):
+            out.append(SegmentLatents(latents, seg.start, seg.stop, seg.overlap_prev, info={"segment": seg.index}))
+    return out
 
 
-def _pick_device(name: str) -> Any:
-    import torch
+def load_photoreal(tree: ModelTree, guidance: str, device: str = "auto") -> Any:
+    """The photoreal networks (:func:`stm2pe_core.weights.champ.load_models`; fp16 on a GPU)."""
+    from .weights.champ import load_models
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise InputError(f"--device {name!r} is not a torch device ({exc}). Use cpu, cuda or cuda:N") from exc
-
-
-def load_photoreal(tree: ModelTree, guidance: str, device: Any, dtype: Any) -> PhotorealStack:
-    """Strictly load every photoreal network from ``tree`` (CHAMP's .pth files, SD VAE, CLIP)."""
-    from .models.encoders import load_clip, load_vae
-    from .models.guidance_encoder import load_guidance_encoder
-    from .models.unet import build_unets
-    from .weights.loading import load_file_strict, load_strict, read_state_dict
-
-    # every file is located before anything heavy loads, so a missing one fails at once
-    files = {names[0]: tree.require(key, names, what) for key, names, what in photoreal_files(guidance)}
-    ref, den = build_unets(device="meta")
-    load_file_strict(ref, files["reference_unet.pth"], dtype=dtype, assign=True)
-    den_file, mm_file = files["denoising_unet.pth"], files["motion_module.pth"]
-    state = {**read_state_dict(den_file), **read_state_dict(mm_file)}
-    load_strict(den, state, f"{den_file.name} + {mm_file.name}", dtype=dtype, assign=True)
-    del state
-    vae = load_vae(files["sd-vae-ft-mse"], device, dtype)
-    clip = load_clip(files["image_encoder"], device, dtype)
-    encoders = {
-        name: load_guidance_encoder(files[f"guidance_encoder_{name}.pth"], device, dtype)
-        for name in ABLATION_MAPS.get(guidance, ())
-    }
-    return PhotorealStack(ref.to(device).eval(), den.to(device).eval(), vae, clip, encoders)
+    maps = ABLATION_MAPS.get(guidance, ())
+    return load_models(tree, dtype="fp16", device=device, guidance_types=maps, with_guidance_encoders=bool(maps))
 
 
 def _read_image(path: Path) -> Any:
@@ -376,24 +402,19 @@ def _read_image(path: Path) -> Any:
 def _photoreal(request, tree, model, music, features, audio, timer, progress) -> DanceResult:  # noqa: ANN001
     """Photo + music -> photoreal dance video, segment by segment (see ``generate_song``)."""
     import numpy as np
-    import torch
-    import torch.nn.functional as F
 
     from .diffusion.continuation import ContinuationConfig
-    from .diffusion.reference import encode_reference
+    from .diffusion.reference import reference_from_image
+    from .diffusion.sampling import segment_guidance
     from .diffusion.stitch import vae_decoder
-    from .models.guidance_encoder import sum_guidance
     from .motion_inference import music_to_guidance, music_to_motion
+    from .types import GuidanceMaps
     from .video.writer import VideoWriter
 
-    device = _pick_device(request.device)
-    dtype = torch.float16 if device.type == "cuda" else torch.float32
-    stack = load_photoreal(tree, request.guidance, device, dtype)
+    models = load_photoreal(tree, request.guidance, request.device)
     timer.lap("load_photoreal")
     photo = _read_image(request.image)
-    reference = encode_reference(
-        stack.reference_unet, stack.vae, stack.image_encoder, photo, request.size, request.size
-    )
+    reference = reference_from_image(models, photo, request.size, request.size)
     timer.lap("reference")
     total = int(features.features.shape[0])
     hw = (request.size // 8, request.size // 8)
@@ -401,8 +422,8 @@ def _photoreal(request, tree, model, music, features, audio, timer, progress) ->
     if request.guidance == "m2penc":
 
         def guidance_for(a: int, b: int) -> Any:
-            g = music_to_guidance(features, model, frames=slice(a, b)).features.float()
-            return F.interpolate(g, size=hw, mode="area") if tuple(g.shape[-2:]) != hw else g
+            pg = music_to_guidance(features, model, frames=slice(a, b))
+            return segment_guidance(models, slice(0, b - a), hw, pose_guidance=pg)
 
     else:
         from .body.model import load_body
@@ -412,26 +433,24 @@ def _photoreal(request, tree, model, music, features, audio, timer, progress) ->
 
         motion = music_to_motion(features, model)
         body = load_body("auto")
-        camera, _, _ = choose_camera(
-            motion, body, request.size, request.size, "reference", reference=(photo[..., :3] * 255).astype(np.uint8)
-        )
+        rgb8 = (np.clip(photo[..., :3], 0, 1) * 255).astype(np.uint8)
+        camera, _, _ = choose_camera(motion, body, request.size, request.size, "reference", reference=rgb8)
         types = ABLATION_MAPS[request.guidance]
 
         def guidance_for(a: int, b: int) -> Any:
-            maps = render_guidance(
+            maps: GuidanceMaps = render_guidance(
                 slice_frames(motion, a, b), body, width=request.size, height=request.size, maps=types, camera=camera
             )
-            with torch.no_grad():
-                return sum_guidance(stack.guidance_encoders, maps.maps, types=types).float()
+            return segment_guidance(models, slice(0, b - a), hw, guidance_maps=maps, guidance_set=request.guidance)
 
     cont = ContinuationConfig(request.overlap, request.prior_signal, request.offset_noise, request.tie_until)
-    with VideoWriter(request.out, request.fps, audio) as writer:
+    with VideoWriter(request.out, request.fps, audio) as writer, models.use("denoising_unet", "vae"):
         asm = generate_song(
             total,
             guidance_for,
-            stack.denoising_unet,
+            models.denoising_unet,
             reference,
-            vae_decoder(stack.vae),
+            vae_decoder(models.vae),
             writer,
             segment_frames=request.segment_frames,
             continuation=cont,
@@ -499,6 +518,7 @@ def _cli(args: argparse.Namespace) -> int:
     print(
         f"wrote {result.path} ({result.mode}: {result.n_frames} frames at {result.fps:g} fps, {result.seconds:.1f} s, in {t:.1f} s)"
     )
+    log.info("timings (s): %s", ", ".join(f"{k} {v:.2f}" for k, v in result.timings.items()))
     for note in result.notes:
         print(f"note: {note}")
     if result.mode == "preview" and result.missing:

@@ -16,7 +16,7 @@ from stm2pe_core.models.unet import DenoisingUNet, ReferenceUNet, tiny_unet_conf
 from stm2pe_core.video import video_info
 
 
-def tiny_stack(guidance: str) -> pipeline.PhotorealStack:
+def tiny_stack(guidance: str):
     """Test stand-ins with the real classes: tiny UNets, a 4-block VAE (x8), a tiny CLIP, small encoders."""
     from diffusers import AutoencoderKL
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
@@ -52,7 +52,9 @@ def tiny_stack(guidance: str) -> pipeline.PhotorealStack:
         ).eval()
         for name in pipeline.ABLATION_MAPS.get(guidance, ())
     }
-    return pipeline.PhotorealStack(ref, den, vae, clip, enc)
+    from stm2pe_core.weights.champ import ModelSet
+
+    return ModelSet(ref, den, vae, clip, enc, torch.device("cpu"), torch.float32)
 
 
 @pytest.fixture()
@@ -65,8 +67,11 @@ def photo(tmp_path) -> Path:
 
 
 def _models_tree(root: Path, guidance: str) -> Path:
-    for key, names, _ in pipeline.photoreal_files(guidance):
-        p = root / key / names[0]
+    from stm2pe_core.weights.champ import SLOTS
+
+    for slot in pipeline.photoreal_slots(guidance):
+        key, names, _ = SLOTS[slot]
+        p = root / key / names[-1]
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"stand-in")  # presence only: load_photoreal is replaced below
     return root
@@ -75,7 +80,7 @@ def _models_tree(root: Path, guidance: str) -> Path:
 @pytest.mark.slow
 def test_photoreal_with_rendered_pose_guidance(tmp_path, song, tiny_m2penc, photo, monkeypatch):  # noqa: F811
     monkeypatch.setenv("STM2PE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(pipeline, "load_photoreal", lambda tree, guidance, device, dtype: tiny_stack(guidance))
+    monkeypatch.setattr(pipeline, "load_photoreal", lambda tree, guidance, device: tiny_stack(guidance))
     models = _models_tree(tmp_path / "models", "P")
     out = tmp_path / "me.mp4"
     seen = []
@@ -99,7 +104,7 @@ def test_photoreal_with_m2penc_guidance_head(tmp_path, song, photo, monkeypatch)
     from stm2pe_core.models.m2penc import M2PEnc
 
     monkeypatch.setenv("STM2PE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(pipeline, "load_photoreal", lambda tree, guidance, device, dtype: tiny_stack(guidance))
+    monkeypatch.setattr(pipeline, "load_photoreal", lambda tree, guidance, device: tiny_stack(guidance))
     torch.manual_seed(0)
     m2p = M2PEnc(
         channels=16, num_layers=1, num_heads=2, head_channels=8, smpl_hidden=32, window=30, window_overlap=6,
@@ -133,9 +138,9 @@ def test_load_photoreal_names_the_missing_file_and_checks_keys(tmp_path):
     from stm2pe_core.weights.paths import ModelTree
 
     tree = ModelTree(tmp_path)
-    with pytest.raises(MissingModelError, match="denoising_unet.pth"):
-        pipeline.load_photoreal(tree, "P", "cpu", torch.float32)
+    with pytest.raises(MissingModelError, match="denoising_unet"):
+        pipeline.load_photoreal(tree, "P", "cpu")
     _models_tree(tmp_path, "P")
-    torch.save({"conv_in.weight": torch.zeros(1)}, tmp_path / "champ" / "reference_unet.pth")
-    with pytest.raises(WeightsError, match="reference_unet.pth"):
-        pipeline.load_photoreal(tree, "P", "cpu", torch.float32)
+    torch.save({"conv_in.weight": torch.zeros(1)}, tmp_path / "champ" / "denoising_unet.pth")
+    with pytest.raises(WeightsError, match="denoising_unet.pth"):
+        pipeline.load_photoreal(tree, "P", "cpu")
