@@ -77,3 +77,22 @@ def test_nodes_load_and_render(tmp_path, monkeypatch):
     assert tuple(preview.shape) == (6, 64, 64, 3)  # 2x2 grid of half-size tiles
     assert set(maps.maps) == {"depth", "semantic_map", "dwpose"} and maps.keypoints.shape == (6, 18, 3)
     assert tuple(semantic.shape) == (6, 64, 64, 3) and float(skeleton.max()) > 0
+
+
+def test_render_node_uses_smpl_from_the_models_folder(tmp_path, monkeypatch):
+    from test_body_smpl import synthetic_smpl
+
+    mod = pack_submodule("nodes.motion")
+    (tmp_path / "smpl").mkdir()
+    np.savez(tmp_path / "smpl" / "SMPL_NEUTRAL.npz", **synthetic_smpl())
+    monkeypatch.setenv("STM2PE_MODELS", str(tmp_path))
+    assert mod.smpl_folder() == tmp_path / "smpl"
+    from stm2pe_core.body.motion import make_motion
+
+    motion = make_motion(np.zeros((2, 24, 3)), np.zeros((2, 3)), 15.0)
+    out = mod.STM2PERenderSMPLGuidance().render(
+        motion, 64, 64, False, False, True, False, "fit dance (front)", "smpl", "neutral"
+    )
+    sem = out[2].numpy()
+    assert sem.shape == (2, 64, 64, 3) and sem.max() > 0
+    assert out[5].mask[0].sum() > 20  # the synthetic SMPL's octahedra are drawn
