@@ -269,6 +269,174 @@ def music_to_dance_preview(g: Graph) -> None:
     )
 
 
+PHOTO = "stm2pe_dancer.png"
+VAE_FILE = "sd-vae-ft-mse.safetensors"
+MODEL_FILES_NOTE = (
+    "Model files (nothing downloads by itself; see the README's Model files table): models/champ/ "
+    "denoising_unet.pth, reference_unet.pth, motion_module.pth, guidance_encoder_{depth,normal,semantic_map,"
+    "dwpose}.pth (CHAMP release); models/vae/sd-vae-ft-mse.safetensors; models/clip_vision/image_encoder/ "
+    "(sd-image-variations). Load STM2PE Models names any file that is missing and where it goes."
+)
+
+
+def _music_to_motion(g: Graph, duration: float) -> tuple[GNode, GNode]:
+    music = g.add("STM2PELoadMusic", audio=DEMO_SONG, duration_seconds=duration, fps=15.0)
+    feats = g.add("STM2PEJukeboxEncode", music=music.out("music"), mode="librosa", beat_channel=True)
+    m2p = g.add("STM2PEM2PEncPoseGuidance", music_features=feats.out("music_features"))
+    return music, m2p
+
+
+def _photo_and_models(g: Graph, size: int = 640) -> tuple[GNode, GNode, GNode]:
+    photo = g.add("LoadImage", title="Load Image (the dancer's photo)", image=PHOTO)
+    models = g.add("STM2PELoadModels", guidance_encoders="PDNS")
+    ref = g.add("STM2PEReferenceUNet", models=models.out("models"), image=photo.out("IMAGE"), width=size, height=size)
+    return photo, models, ref
+
+
+def _render(g: Graph, motion, photo: GNode, size: int = 640) -> GNode:
+    return g.add(
+        "STM2PERenderSMPLGuidance",
+        motion=motion,
+        reference_image=photo.out("IMAGE"),
+        width=size,
+        height=size,
+        camera="match reference person",
+    )
+
+
+@graph("02_music_to_dance_video")
+def music_to_dance_video(g: Graph) -> None:
+    g.note(
+        "Music + photo -> dance video (photoreal)",
+        "The whole STM2PE-Diff chain: music features -> M2PEnc dance -> CHAMP guidance maps rendered on the "
+        "person in your photo -> reference UNet + 3D denoising UNet over 5-second segments -> segments blended "
+        "and decoded into one mp4 with the music.\n\n"
+        "Load Image: a full-body photo of the dancer (plain background works best).\n"
+        "Segments: 75 frames = 5 s at 15 fps; the second segment starts 8 frames before the first ends so "
+        "Stitch Segments can blend the overlap. For a longer song add Denoise Video Segment + Collect Segments "
+        "pairs (start_frame += 67), or set num_frames 0 to run to the end.\n"
+        "Guidance: the bundled M2PEnc has no trained pose-guidance head, so its dance is rendered to "
+        "depth/normal/semantic/skeleton maps (PDNS). With M2PEnc weights that have one, connect its "
+        "pose_guidance output to Denoise Video Segment instead.\n\n" + MODEL_FILES_NOTE,
+    )
+    music, m2p = _music_to_motion(g, duration=10.0)
+    photo, models, ref = _photo_and_models(g)
+    maps = _render(g, m2p.out("motion"), photo)
+    common = dict(models=models.out("models"), reference=ref.out("reference"), guidance_maps=maps.out("guidance_maps"))
+    seg1 = g.add(
+        "STM2PEDenoiseVideoSegment",
+        title="Denoise Video Segment (0-5 s)",
+        seed=42,
+        start_frame=0,
+        num_frames=75,
+        guidance_set="PDNS",
+        **common,
+    )
+    seg2 = g.add(
+        "STM2PEDenoiseVideoSegment",
+        title="Denoise Video Segment (4.5 s - end)",
+        seed=42,
+        start_frame=67,
+        num_frames=0,
+        guidance_set="PDNS",
+        **common,
+    )
+    first = g.add("STM2PECollectSegments", segment=seg1.out("segment"))
+    both = g.add("STM2PECollectSegments", segment=seg2.out("segment"), segments=first.out("segments"))
+    vae = g.add("VAELoader", vae_name=VAE_FILE)
+    g.add(
+        "STM2PEStitchSegments",
+        segments=both.out("segments"),
+        vae=vae.out("VAE"),
+        fps=15.0,
+        filename_prefix="stm2pe/dance_video",
+        audio=music.out("audio"),
+    )
+    g.add("PreviewImage", title="Preview Image (guidance on the photo)", images=maps.out("preview"))
+
+
+@graph("03_guidance_ablation_dns_p_pdns")
+def guidance_ablation(g: Graph) -> None:
+    g.note(
+        "Ablation: DNS vs P vs PDNS guidance",
+        "The same dance, photo and seed denoised three times with different CHAMP guidance encoders summed "
+        "after the UNet's conv_in: DNS = depth + normal + semantic, P = pose skeleton only, PDNS = all four "
+        "(the paper's comparison). Compare the three videos in ComfyUI/output/stm2pe/ablation_*.\n\n"
+        "To add the paper's own M2PEnc guidance as a fourth row: use M2PEnc weights with a trained "
+        "pose-guidance head (models/stm2pe), add a Denoise Video Segment and connect M2PEnc's pose_guidance "
+        "to it instead of guidance_maps.\n\n" + MODEL_FILES_NOTE,
+    )
+    music, m2p = _music_to_motion(g, duration=5.0)
+    photo, models, ref = _photo_and_models(g)
+    maps = _render(g, m2p.out("motion"), photo)
+    for kind in ("DNS", "P", "PDNS"):
+        seg = g.add(
+            "STM2PEDenoiseVideoSegment",
+            title=f"Denoise Video Segment ({kind})",
+            models=models.out("models"),
+            reference=ref.out("reference"),
+            guidance_maps=maps.out("guidance_maps"),
+            guidance_set=kind,
+            seed=42,
+            start_frame=0,
+            num_frames=0,
+            decode=True,
+        )
+        g.add(
+            "STM2PESaveDanceVideo",
+            title=f"Save Dance Video ({kind})",
+            images=seg.out("frames"),
+            fps=15.0,
+            filename_prefix=f"stm2pe/ablation_{kind}",
+            audio=music.out("audio"),
+        )
+
+
+@graph("04_motion_file_to_video")
+def motion_file_to_video(g: Graph) -> None:
+    g.note(
+        "Motion file -> dance video (CHAMP-style)",
+        "Animate the photo with an existing SMPL dance instead of one generated from music: AIST++ or EDGE "
+        ".pkl, AMASS or STM2PE .npz in ComfyUI/input (pickles are read as plain arrays only).\n\n"
+        "Render SMPL Guidance places the body on the person in the photo (camera: match reference person) "
+        "and renders CHAMP's depth / normal / semantic / skeleton maps; the rest is CHAMP's pipeline. "
+        "num_frames 0 runs the whole motion as one segment (context windows keep memory bounded); the "
+        "rendered maps are also saved as a preview video.\n\n" + MODEL_FILES_NOTE,
+    )
+    motion = g.add("STM2PELoadMotion", motion_file=SAMPLE_MOTION, fps=15.0, duration_seconds=0.0)
+    photo, models, ref = _photo_and_models(g)
+    maps = _render(g, motion.out("motion"), photo)
+    g.add(
+        "STM2PESaveDanceVideo",
+        title="Save Dance Video (guidance preview)",
+        images=maps.out("preview"),
+        fps=15.0,
+        filename_prefix="stm2pe/motion_guidance",
+    )
+    seg = g.add(
+        "STM2PEDenoiseVideoSegment",
+        models=models.out("models"),
+        reference=ref.out("reference"),
+        guidance_maps=maps.out("guidance_maps"),
+        guidance_set="PDNS",
+        seed=42,
+        start_frame=0,
+        num_frames=0,
+    )
+    collect = g.add("STM2PECollectSegments", segment=seg.out("segment"))
+    vae = g.add("VAELoader", vae_name=VAE_FILE)
+    g.add(
+        "STM2PEStitchSegments",
+        segments=collect.out("segments"),
+        vae=vae.out("VAE"),
+        fps=15.0,
+        filename_prefix="stm2pe/motion_video",
+    )
+
+
+SAMPLE_MOTION = "stm2pe_sample_dance.npz"
+
+
 def build(defs: dict[str, NodeDef]) -> dict[str, Graph]:
     out = {}
     for name, fn in GRAPHS.items():

@@ -36,7 +36,9 @@ def defs():
 
 
 def _input_files(name: str) -> set[str]:
-    return set(WORKFLOW_NEEDS.get(name, {}).get("inputs", {}))
+    """Names the workflow may use in file combos: its input files and its model files."""
+    needs = WORKFLOW_NEEDS.get(name, {})
+    return set(needs.get("inputs", {})) | set(needs.get("models", []))
 
 
 def test_workflow_set_is_complete() -> None:

@@ -44,6 +44,12 @@ CORE_NODES: dict[str, dict[str, Any]] = {
         "outputs": ("IMAGE", "MASK"),
         "output_names": ("IMAGE", "MASK"),
     },
+    "VAELoader": {
+        "display": "Load VAE",
+        "required": {"vae_name": ("COMBO", {"model_folder": "vae"})},
+        "outputs": ("VAE",),
+        "output_names": ("VAE",),
+    },
     "PreviewImage": {
         "display": "Preview Image",
         "required": {"images": ("IMAGE", {})},
@@ -83,6 +89,11 @@ CORE_NODES: dict[str, dict[str, Any]] = {
 }
 
 
+# Combos of the pack filled from ComfyUI's input folder (their choices depend on the machine):
+# a workflow value is valid when the workflow's needs provide that file.
+PACK_FILE_COMBOS = {("STM2PELoadMusic", "audio"), ("STM2PELoadMotion", "motion_file")}
+
+
 @dataclass
 class Input:
     name: str
@@ -111,9 +122,11 @@ class Input:
     @property
     def has_control(self) -> bool:
         """A seed-like INT gets a control_after_generate combo right after it."""
-        return self.kind == "INT" and bool(
-            self.opts.get("control_after_generate") or self.name in ("seed", "noise_seed")
-        )
+        if self.kind != "INT":
+            return False
+        if "control_after_generate" in self.opts:  # an explicit False turns the name rule off
+            return bool(self.opts["control_after_generate"])
+        return self.name in ("seed", "noise_seed")
 
     @property
     def upload_extras(self) -> list:
@@ -206,10 +219,14 @@ def node_definitions(pack_mappings: dict[str, type], display_names: dict[str, st
             core=True,
         )
     for node_id, cls in pack_mappings.items():
+        inputs = _inputs_from_spec(cls.INPUT_TYPES())
+        for inp in inputs:
+            if (node_id, inp.name) in PACK_FILE_COMBOS:
+                inp.opts["files"] = True
         defs[node_id] = NodeDef(
             node_id,
             display_names.get(node_id, node_id),
-            _inputs_from_spec(cls.INPUT_TYPES()),
+            inputs,
             tuple(cls.RETURN_TYPES),
             tuple(getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES),
             bool(getattr(cls, "OUTPUT_NODE", False)),
@@ -250,6 +267,11 @@ def ui_to_api(ui: dict, defs: dict[str, NodeDef]) -> dict:
 def check_value(where: str, inp: Input, value: Any, input_files: set[str] | None = None) -> list[str]:
     """Problems with a widget value (empty list when it is valid)."""
     problems: list[str] = []
+    if inp.is_combo and inp.opts.get("model_folder"):
+        wanted = f"{inp.opts['model_folder']}/{value}"
+        if input_files is not None and wanted not in input_files:
+            problems.append(f"{where}: model file {wanted!r} is not listed in the workflow's needs")
+        return problems
     if inp.is_combo:
         if inp.opts.get("files") or (inp.choices is not None and _looks_like_file_list(inp)):
             if input_files is not None and value not in input_files and value not in (inp.choices or []):
@@ -409,6 +431,18 @@ def load_json(path: Path) -> dict:
 # the inputs, skips a workflow whose files are absent, and applies ``test_overrides``
 # ({"ClassType.input": value}, e.g. a shorter excerpt) to stay fast on a CPU.
 DEMO_SONG = "stm2pe_core/assets/demo_song.ogg"
+# the first accepted name of every photoreal file (stm2pe_core/weights/champ.py SLOTS)
+PHOTOREAL_MODELS = [
+    "champ/denoising_unet.pth",
+    "champ/reference_unet.pth",
+    "champ/motion_module.pth",
+    "champ/guidance_encoder_depth.pth",
+    "champ/guidance_encoder_normal.pth",
+    "champ/guidance_encoder_semantic_map.pth",
+    "champ/guidance_encoder_dwpose.pth",
+    "vae/sd-vae-ft-mse.safetensors",
+    "clip_vision/image_encoder",
+]
 BUNDLED_M2PENC = "stm2pe_core/assets/m2penc_default.safetensors"
 WORKFLOW_NEEDS: dict[str, dict[str, Any]] = {
     "01_music_to_dance_preview": {
@@ -418,5 +452,26 @@ WORKFLOW_NEEDS: dict[str, dict[str, Any]] = {
         "test_overrides": {"STM2PELoadMusic.duration_seconds": 4.0},
         "expect_videos": {"frames": 60, "fps": 15, "audio": True},
         "timeout": 600,
+    },
+    "02_music_to_dance_video": {
+        "inputs": {"stm2pe_demo_song.ogg": DEMO_SONG, "stm2pe_dancer.png": "generated:photo"},
+        "pack_files": [BUNDLED_M2PENC],
+        "models": PHOTOREAL_MODELS,
+        "test_overrides": {"STM2PELoadMusic.duration_seconds": 2.0},
+        "timeout": 1800,
+    },
+    "03_guidance_ablation_dns_p_pdns": {
+        "inputs": {"stm2pe_demo_song.ogg": DEMO_SONG, "stm2pe_dancer.png": "generated:photo"},
+        "pack_files": [BUNDLED_M2PENC],
+        "models": PHOTOREAL_MODELS,
+        "test_overrides": {"STM2PELoadMusic.duration_seconds": 1.0},
+        "timeout": 1800,
+    },
+    "04_motion_file_to_video": {
+        "inputs": {"stm2pe_sample_dance.npz": "generated:motion", "stm2pe_dancer.png": "generated:photo"},
+        "pack_files": [],
+        "models": PHOTOREAL_MODELS,
+        "test_overrides": {"STM2PELoadMotion.duration_seconds": 1.0},
+        "timeout": 1800,
     },
 }
