@@ -225,3 +225,11 @@ def test_hands_and_face_follow_their_joints():
     red = ((on[..., 0] == 255) & (on[..., 1] == 0) & (on[..., 2] == 0)).sum()
     assert white > 30 and red > 30
     assert (off == 255).all(-1).sum() == 0
+
+
+def test_float_and_uint8_paths_agree(dance):
+    motion, body, g = dance
+    g8 = render_guidance(motion, body, width=128, height=128, dtype=np.uint8)
+    for name in MAP_NAMES:
+        tol = 0.6 / 255 if name == "depth" else 1e-6  # depth bytes are rounded
+        np.testing.assert_allclose(g.maps[name], g8.maps[name].astype(np.float32) / 255.0, atol=tol, err_msg=name)

@@ -312,26 +312,31 @@ def render_guidance(
             fb = renderer.render(posed.vertices[k], posed.normals[k])
             body_px = fb.depth > 0
             mask[i] = body_px
-            if "normal" in out:  # the clear colour already made the background black
-                if as_float:
-                    np.multiply(fb.normal, inv255, out=out["normal"][i])
-                else:
-                    out["normal"][i] = fb.normal
-            if "semantic_map" in out:
-                np.take(lut, fb.rgba[..., 3], axis=0, out=out["semantic_map"][i])
-            if "depth" in out and body_px.any():
-                d = fb.depth[body_px]
-                lo, hi = float(d.min()), float(d.max())
-                near = 1.0 - (d - lo) * (1.0 / (hi - lo)) if hi > lo else np.ones_like(d)
-                out["depth"][i][body_px] = near[:, None] if as_float else (near * 255.0 + 0.5).astype(np.uint8)[:, None]
+            # write only the body's box: the maps are zero-initialised (and lazily paged) elsewhere
+            rows, cols = np.nonzero(body_px.any(axis=1))[0], np.nonzero(body_px.any(axis=0))[0]
+            box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)) if rows.size else None
+            if box is not None:
+                if "normal" in out:  # the clear colour already made the background black
+                    if as_float:
+                        np.multiply(fb.normal[box], inv255, out=out["normal"][i][box])
+                    else:
+                        out["normal"][i][box] = fb.normal[box]
+                if "semantic_map" in out:
+                    np.take(lut, fb.rgba[..., 3][box], axis=0, out=out["semantic_map"][i][box])
+                if "depth" in out:
+                    d = fb.depth[body_px]
+                    lo, hi = float(d.min()), float(d.max())
+                    near = 1.0 - (d - lo) * (1.0 / (hi - lo)) if hi > lo else np.ones_like(d)
+                    out["depth"][i][body_px] = (
+                        near[:, None] if as_float else (near * 255.0 + 0.5).astype(np.uint8)[:, None]
+                    )
             uv, zc = camera.project(op3d[k])
             conf = keypoint_confidence(uv, zc, fb.depth, width, height)
             keypoints[i, :, :2] = uv
             keypoints[i, :, 2] = conf
             if "dwpose" in out:
                 target = canvas if as_float else out["dwpose"][i]
-                if as_float:
-                    canvas.fill(0)
+                drawn = [uv[conf >= CONF_THRESHOLD]]
                 draw_skeleton(keypoints[i], width, height, canvas=target)
                 if extras:
                     hands2d = []
@@ -339,11 +344,20 @@ def render_guidance(
                         huv, hz = camera.project(hands3d[k, h])
                         hc = visible_points(huv, hz, fb.depth, width, height, 0.05) * (conf[wrist] >= CONF_THRESHOLD)
                         hands2d.append(np.concatenate([huv, hc[:, None]], axis=1))
+                        drawn.append(huv[hc >= CONF_THRESHOLD])
                     fuv, fz = camera.project(face3d[k])
                     fc = visible_points(fuv, fz, fb.depth, width, height, 0.02) * (conf[0] >= CONF_THRESHOLD)
+                    drawn.append(fuv[fc >= CONF_THRESHOLD])
                     draw_hands_face(target, np.stack(hands2d), np.concatenate([fuv, fc[:, None]], axis=1))
                 if as_float:
-                    np.multiply(canvas, inv255, out=out["dwpose"][i])
+                    pts = np.concatenate(drawn)
+                    if pts.size:  # copy (and clear) only the drawn box of the scratch canvas
+                        pad = 6 + int(8 * max(width, height) / 512)
+                        x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int) - pad, 0)
+                        x1, y1 = np.minimum(np.ceil(pts.max(axis=0)).astype(int) + pad + 1, [width, height])
+                        sk = (slice(y0, y1), slice(x0, x1))
+                        np.multiply(canvas[sk], inv255, out=out["dwpose"][i][sk])
+                        canvas[sk] = 0
             hms[i] = heatmaps(keypoints[i], width, height, hm_size)
             if progress is not None:
                 progress(i + 1, n)
