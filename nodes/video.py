@@ -1,4 +1,4 @@
-"""Video nodes: Collect Segments, Stitch Segments, Save Dance Video (classic V1 API).
+"""Video nodes: Denoise Song, Collect Segments, Stitch Segments, Save Dance Video (classic V1 API).
 
 Why a Save node of our own next to core's CreateVideo + SaveVideo: core's writer needs even
 frame sizes and all frames in memory and writes in place; ours pads odd sizes, streams, and
@@ -22,6 +22,10 @@ log = logging.getLogger("STM2PE")
 
 SEGMENT = "STM2PE_SEGMENT"
 SEGMENTS = "STM2PE_SEGMENTS"
+MODELS = "STM2PE_MODELS"
+REFERENCE = "STM2PE_REFERENCE"
+POSE_GUIDANCE = "STM2PE_POSE_GUIDANCE"
+GUIDANCE_MAPS = "STM2PE_GUIDANCE_MAPS"
 CAT = f"{CATEGORY}/video"
 
 
@@ -82,6 +86,136 @@ def _ui(path: Path | None, subfolder: str, file: str) -> dict:
     if path is None:
         return {}
     return {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}], "animated": (True,)}
+
+
+class STM2PEDenoiseSong:
+    """A whole song as 5-second segments that continue each other (noise prior + overlap tie)."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "models": (MODELS,),
+                "reference": (REFERENCE,),
+                "steps": (
+                    "INT",
+                    {"default": 20, "min": 1, "max": 200, "tooltip": "DDIM steps per segment (CHAMP: 20)"},
+                ),
+                "cfg": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 20.0, "step": 0.1, "tooltip": "guidance scale"}),
+                "seed": ("INT", {"default": 42, "min": 0, "max": 2**63 - 1}),
+                "segment_frames": (
+                    "INT",
+                    {
+                        "default": 75,
+                        "min": 8,
+                        "max": 600,
+                        "tooltip": "frames per segment (75 = 5 s at 15 fps, the paper's)",
+                    },
+                ),
+                "segment_overlap": (
+                    "INT",
+                    {
+                        "default": 8,
+                        "min": 0,
+                        "max": 64,
+                        "tooltip": "frames each segment shares with the previous one (tied, then cross-faded)",
+                    },
+                ),
+                "noise_prior": (
+                    "FLOAT",
+                    {
+                        "default": 0.0304,
+                        "min": 0.0,
+                        "max": 0.5,
+                        "step": 0.001,
+                        "tooltip": "share of the photo's latent kept in each segment's starting noise (UniAnimate: 0.0304; 0 = pure noise)",
+                    },
+                ),
+                "offset_noise": (
+                    "FLOAT",
+                    {
+                        "default": 0.1,
+                        "min": 0.0,
+                        "max": 1.0,
+                        "step": 0.01,
+                        "tooltip": "per-channel, per-frame offset added to the starting noise",
+                    },
+                ),
+                "tie_until": (
+                    "FLOAT",
+                    {
+                        "default": 0.8,
+                        "min": 0.0,
+                        "max": 1.0,
+                        "step": 0.05,
+                        "tooltip": "fraction of the steps during which the overlap follows the previous segment (1 = exact copy, 0 = no tie)",
+                    },
+                ),
+                "guidance_set": (
+                    ["PDNS", "DNS", "P"],
+                    {"default": "PDNS", "tooltip": "with guidance maps: which CHAMP encoders are summed"},
+                ),
+                "context_size": (
+                    "INT",
+                    {"default": 24, "min": 1, "max": 32, "tooltip": "frames the motion modules see at once"},
+                ),
+                "context_overlap": ("INT", {"default": 4, "min": 0, "max": 31}),
+            },
+            "optional": {
+                "pose_guidance": (POSE_GUIDANCE, {"tooltip": "features from M2PEnc Pose Guidance (whole song)"}),
+                "guidance_maps": (GUIDANCE_MAPS, {"tooltip": "rendered maps from Render SMPL Guidance (whole song)"}),
+            },
+        }
+
+    RETURN_TYPES = (SEGMENTS,)
+    RETURN_NAMES = ("segments",)
+    OUTPUT_TOOLTIPS = ("the song's segments, for Stitch Segments",)
+    FUNCTION = "denoise"
+    CATEGORY = CAT
+    DESCRIPTION = (
+        "Denoise a whole song segment by segment: each segment starts from the photo's latent noised to a high "
+        "timestep and is tied to the previous segment over their shared frames at every step (EDGE-style), so "
+        "the video continues without jumps. Cancel stops after the current step."
+    )
+
+    def denoise(
+        self,
+        models,
+        reference,
+        steps,
+        cfg,
+        seed,
+        segment_frames,
+        segment_overlap,
+        noise_prior,
+        offset_noise,
+        tie_until,
+        guidance_set,
+        context_size,
+        context_overlap,
+        pose_guidance=None,
+        guidance_maps=None,
+    ):
+        from ..stm2pe_core.diffusion.continuation import ContinuationConfig
+        from ..stm2pe_core.pipeline import song_segments
+
+        cont = ContinuationConfig(int(segment_overlap), float(noise_prior), float(offset_noise), float(tie_until))
+        segs = song_segments(
+            models,
+            reference,
+            pose_guidance=pose_guidance,
+            guidance_maps=guidance_maps,
+            guidance_set=guidance_set,
+            segment_frames=int(segment_frames),
+            continuation=cont,
+            steps=int(steps),
+            cfg=float(cfg),
+            seed=int(seed),
+            context_size=int(context_size),
+            context_overlap=int(context_overlap),
+            progress=node_progress(),
+        )
+        return (segs,)
 
 
 class STM2PECollectSegments:
@@ -227,11 +361,13 @@ class STM2PESaveDanceVideo:
 
 
 NODE_CLASS_MAPPINGS = {
+    "STM2PEDenoiseSong": STM2PEDenoiseSong,
     "STM2PECollectSegments": STM2PECollectSegments,
     "STM2PEStitchSegments": STM2PEStitchSegments,
     "STM2PESaveDanceVideo": STM2PESaveDanceVideo,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
+    "STM2PEDenoiseSong": "Denoise Song",
     "STM2PECollectSegments": "Collect Segments",
     "STM2PEStitchSegments": "Stitch Segments",
     "STM2PESaveDanceVideo": "Save Dance Video",

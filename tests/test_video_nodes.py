@@ -55,3 +55,27 @@ def test_collect_then_stitch_segments(video_nodes, tmp_path):
     frames, _, audio_out, _ = out["result"]
     assert frames.shape == (1, 12, 12, 3) and out["ui"] == {}
     assert audio_out["waveform"].shape[-1] == round(40 / 15 * 44100)
+
+
+@pytest.mark.slow
+def test_denoise_song_then_stitch(video_nodes, tmp_path, monkeypatch):
+    from test_pipeline_photoreal import tiny_stack
+
+    from stm2pe_core.diffusion.reference import reference_from_image
+    from stm2pe_core.types import PoseGuidance
+
+    models = tiny_stack("m2penc")
+    reference = reference_from_image(models, torch.rand(1, 40, 32, 3), 32, 32)
+    channels = models.denoising_unet.conv_in.out_channels
+    g = torch.linspace(-0.1, 0.1, 22)[:, None, None, None].expand(22, channels, 8, 8).contiguous()  # resized to 4x4
+    seen = []
+    monkeypatch.setattr(video_nodes, "node_progress", lambda total=1: lambda d, t: seen.append((d, t)))
+    (segs,) = video_nodes.STM2PEDenoiseSong().denoise(
+        models, reference, 2, 2.0, 5, 10, 3, 0.0304, 0.1, 1.0, "PDNS", 8, 2, pose_guidance=PoseGuidance(g, 15.0, "test")
+    )
+    assert [(s.start, s.stop, s.overlap_prev) for s in segs] == [(0, 10, 0), (6, 16, 4), (12, 22, 4)]
+    torch.testing.assert_close(segs[1].latents[:, :, :4], segs[0].latents[:, :, 6:], rtol=0, atol=0)  # tie_until 1
+    assert seen[-1] == (6, 6)
+    out = video_nodes.STM2PEStitchSegments().stitch(segs, models.vae, 15.0, "song", True, True)
+    assert out["result"][0].shape == (22, 32, 32, 3)
+    assert video_info(tmp_path / "song_00001_.mp4").frames == 22
