@@ -24,6 +24,7 @@ BEAT_RATE = 60.0  # beat-tracking onset envelope rate (Hz), whatever the video f
 BEAT_N_FFT = 1024  # short window: onset peaks land close to the true attack
 FRAME_N_FFT = 2048  # librosa default, as in EDGE's baseline features
 DEFAULT_START_BPM = 120.0
+DOWNBEAT_WEIGHTS = (1.0, 0.5, 0.5)  # bass onset, chord change, accent (see find_downbeats)
 ANALYSIS_VERSION = "2"  # bump when the analysis changes results (part of the content hash)
 
 
@@ -104,6 +105,13 @@ def resample_to_frames(x: np.ndarray, rate: float, fps: float, n: int) -> np.nda
     return np.stack([np.interp(t_dst, t_src, x[:, c]) for c in range(x.shape[1])], axis=1).astype(np.float32)
 
 
+def beat_envelope(spec: Spectra, grid: Grid) -> np.ndarray:
+    """Onset strength at the fine beat hop that the beat tracker follows."""
+    from .spectral import onset_from_mel
+
+    return onset_from_mel(spec.beat_mel, grid.sample_rate, grid.beat_hop, BEAT_N_FFT)
+
+
 def track_beats(
     spec: Spectra, grid: Grid, duration: float, start_bpm: float = 0.0
 ) -> tuple[np.ndarray, float, np.ndarray]:
@@ -115,10 +123,8 @@ def track_beats(
     """
     import librosa
 
-    from .spectral import onset_from_mel
-
     sr, hop = grid.sample_rate, grid.beat_hop
-    env = onset_from_mel(spec.beat_mel, sr, hop, BEAT_N_FFT)
+    env = beat_envelope(spec, grid)
     bpm0 = float(start_bpm) if start_bpm and start_bpm > 0 else DEFAULT_START_BPM
     tempo_q = estimate_tempo(env, sr, hop, bpm0)
     _, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop, bpm=tempo_q, tightness=100)
@@ -267,14 +273,15 @@ def find_downbeats(spec: Spectra, grid: Grid, beat_times: np.ndarray, beats_per_
     def z(v: np.ndarray) -> np.ndarray:
         return (v - v.mean()) / (v.std() + 1e-9)
 
-    score = z(low_at) + z(change) + 0.5 * z(full_at)
+    w_low, w_change, w_accent = DOWNBEAT_WEIGHTS
+    score = w_low * z(low_at) + w_change * z(change) + w_accent * z(full_at)
     phase_scores = [score[p::beats_per_bar].mean() for p in range(beats_per_bar)]
     phase = int(np.argmax(phase_scores))
     return beat_times[phase::beats_per_bar].copy()
 
 
 def find_sections(
-    spec: Spectra, grid: Grid, downbeat_times: np.ndarray, min_bars: int = 2, min_ratio: float = 2.5
+    spec: Spectra, grid: Grid, downbeat_times: np.ndarray, min_bars: int = 2, min_ratio: float = 2.5, max_bars: int = 8
 ) -> np.ndarray:
     """Section starts (s, on downbeats) where bar-level timbre/loudness changes for good.
 
@@ -299,7 +306,7 @@ def find_sections(
     bf = np.clip(np.round(downbeat_times * sr / hop).astype(int), 0, x.shape[1] - 1)
     bars = librosa.util.sync(x, bf, aggregate=np.mean)[:, 1:]  # column k: bar starting at downbeat k
     nbar = bars.shape[1]
-    k = int(np.clip(nbar // 3, min_bars, 8))
+    k = int(np.clip(nbar // 3, min_bars, max_bars))
     ratio = np.zeros(nbar)
     for i in range(min_bars, nbar - min_bars + 1):
         left, right = bars[:, max(0, i - k) : i], bars[:, i : min(nbar, i + k)]
