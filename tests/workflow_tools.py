@@ -444,6 +444,16 @@ PHOTOREAL_MODELS = [
     "clip_vision/image_encoder",
 ]
 BUNDLED_M2PENC = "stm2pe_core/assets/m2penc_default.safetensors"
+# Photoreal workflows also run on tiny random networks (tests/comfyui/standins_pack) at this size,
+# so every node but the model loaders runs for real in ComfyUI without the model files.
+TINY = {
+    "STM2PEReferenceUNet.width": 64,
+    "STM2PEReferenceUNet.height": 64,
+    "STM2PERenderSMPLGuidance.width": 64,
+    "STM2PERenderSMPLGuidance.height": 64,
+    "STM2PEDenoiseVideoSegment.steps": 2,
+}
+STANDIN_NODES = {"STM2PELoadModels": "ZZTestTinyModels", "VAELoader": "ZZTestTinyVAE"}
 WORKFLOW_NEEDS: dict[str, dict[str, Any]] = {
     "01_music_to_dance_preview": {
         "inputs": {"stm2pe_demo_song.ogg": DEMO_SONG},
@@ -458,6 +468,8 @@ WORKFLOW_NEEDS: dict[str, dict[str, Any]] = {
         "pack_files": [BUNDLED_M2PENC],
         "models": PHOTOREAL_MODELS,
         "test_overrides": {"STM2PELoadMusic.duration_seconds": 2.0},
+        "standin_overrides": {"STM2PELoadMusic.duration_seconds": 6.0, **TINY},
+        "expect_videos": {"frames": 90, "fps": 15, "audio": True},
         "timeout": 1800,
     },
     "03_guidance_ablation_dns_p_pdns": {
@@ -465,6 +477,8 @@ WORKFLOW_NEEDS: dict[str, dict[str, Any]] = {
         "pack_files": [BUNDLED_M2PENC],
         "models": PHOTOREAL_MODELS,
         "test_overrides": {"STM2PELoadMusic.duration_seconds": 1.0},
+        "standin_overrides": {"STM2PELoadMusic.duration_seconds": 1.0, **TINY},
+        "expect_videos": {"frames": 15, "fps": 15, "audio": True},
         "timeout": 1800,
     },
     "04_motion_file_to_video": {
@@ -472,6 +486,8 @@ WORKFLOW_NEEDS: dict[str, dict[str, Any]] = {
         "pack_files": [],
         "models": PHOTOREAL_MODELS,
         "test_overrides": {"STM2PELoadMotion.duration_seconds": 1.0},
+        "standin_overrides": {"STM2PELoadMotion.duration_seconds": 1.0, **TINY},
+        "expect_videos": {"frames": 15, "fps": 15, "audio": False},
         "timeout": 1800,
     },
 }

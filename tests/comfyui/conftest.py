@@ -162,6 +162,8 @@ def comfy(comfyui_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Comfy
     for sub in ("custom_nodes", "input", "output", "temp", "user"):
         (base / sub).mkdir()
     (base / "custom_nodes" / PACK_DIR_NAME).symlink_to(REPO, target_is_directory=True)
+    # test-only stand-ins for the photoreal model files (see standins_pack/__init__.py)
+    (base / "custom_nodes" / "zz_stm2pe_test_standins").symlink_to(Path(__file__).parent / "standins_pack")
     models = Path(os.environ.get("COMFYUI_MODELS") or comfyui_path / "models")
     if models.is_dir():
         (base / "models").symlink_to(models.resolve(), target_is_directory=True)
