@@ -29,7 +29,7 @@ from stm2pe_core.diffusion.reference import Reference, vae_decode  # noqa: E402
 from stm2pe_core.diffusion.sampling import denoise_segment  # noqa: E402
 from stm2pe_core.diffusion.scheduler import make_scheduler  # noqa: E402
 from stm2pe_core.models.guidance_encoder import GuidanceEncoder, sum_guidance  # noqa: E402
-from stm2pe_core.models.reference_attention import ReferenceAttnProcessor, _attend  # noqa: E402
+from stm2pe_core.models.reference_attention import ReferenceAttnProcessor, _attend, fuse_qkv  # noqa: E402
 from stm2pe_core.models.unet import DenoisingUNet, ReferenceUNet, tiny_unet_config  # noqa: E402
 
 BOUND_PFLOP_25 = 7.84  # longvideo_metrics.md section 3: 75 frames, 640^2, CFG, 25 steps, one window
@@ -119,6 +119,7 @@ def main() -> int:
     ap.add_argument("--overlap", type=int, default=4)
     ap.add_argument("--variants", default="eager-fp16,eager-bf16,champ-style-fp16")
     ap.add_argument("--full", default="", help="variant to also run a whole segment with (denoise_segment)")
+    ap.add_argument("--profile", default="", help="variant to profile one step of (CUDA kernels)")
     ap.add_argument("--tiny", action="store_true", help="tiny networks (smoke test of this script)")
     ap.add_argument("--decode", action="store_true", help="time the chunked VAE decode")
     ap.add_argument("--out", default=None)
@@ -166,8 +167,10 @@ def main() -> int:
         parts = set(name.split("+"))
         use_processor(den, ChampStyleProcessor if "champ-style" in parts else ReferenceAttnProcessor)
         unet = den
-        if "cl" in parts:
+        if "cl" in parts:  # persists: list such variants last
             den.to(memory_format=torch.channels_last)
+        if "fqkv" in parts:  # persists: list such variants last
+            fuse_qkv(den)
         if "compile" in parts:
             torch._dynamo.reset()
             unet = torch.compile(den, dynamic=False)
@@ -237,6 +240,16 @@ def main() -> int:
             "peak_gib": peak,
         }
         print(variant, json.dumps(results[variant]), flush=True)
+        if args.profile == variant:
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                one_step()
+                torch.cuda.synchronize()
+            table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=90)
+            if args.out:
+                Path(args.out).with_suffix(".profile.txt").write_text(table)
+            print(table[:6000], flush=True)
         if args.full == variant:  # a whole segment through the library, seeded noise included
             torch.cuda.reset_peak_memory_stats()
             torch.cuda.synchronize()
@@ -256,6 +269,8 @@ def main() -> int:
             results[variant]["full_segment_finite"] = bool(torch.isfinite(out).all())
             print("full", variant, json.dumps(results[variant]), flush=True)
         del lat
+        if args.out:  # keep what is measured even if a later variant runs out of time
+            Path(args.out).write_text(json.dumps({"info": info, "results": results}, indent=1))
     # guidance encoders and VAE decode, once (fp16)
     extra = {}
     dtype = torch.float16
@@ -275,16 +290,25 @@ def main() -> int:
         with torch.device(dev):
             vae = AutoencoderKL(**vae_config()).to(dtype).eval()
         z = torch.randn(1, 4, args.frames, h, w, device=dev) * 0.5
-        for chunk in (8, 16):
+        for chunk in (8,):
             torch.cuda.reset_peak_memory_stats()
             extra[f"vae_decode_chunk{chunk}_s"] = median(cuda_time(lambda c=chunk: vae_decode(vae, z, chunk=c), reps=2))
             extra[f"vae_decode_chunk{chunk}_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        vae.decoder = torch.compile(vae.decoder, dynamic=False)
+        t0 = time.perf_counter()
+        vae_decode(vae, z, chunk=8, static_shapes=True)
+        extra["vae_decode_compile_first_s"] = time.perf_counter() - t0
+        extra["vae_decode_compiled_chunk8_s"] = median(
+            cuda_time(lambda: vae_decode(vae, z, chunk=8, static_shapes=True), reps=2)
+        )
         del vae
     print("extra", json.dumps(extra), flush=True)
     # summary
     print("\n| variant | s/step | 25-step denoise s | + decode/ref/guid s | peak GiB | bound ratio |")
     print("|---|---|---|---|---|---|")
-    overhead = extra.get("vae_decode_chunk8_s", 0.0) + extra.get("guidance_encoders_4_s", 0.0)
+    overhead = extra.get("vae_decode_compiled_chunk8_s", extra.get("vae_decode_chunk8_s", 0.0)) + extra.get(
+        "guidance_encoders_4_s", 0.0
+    )
     for k, r in results.items():
         if "error" in r:
             print(f"| {k} | {r['error'][:40]} |")

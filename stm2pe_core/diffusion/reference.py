@@ -104,16 +104,24 @@ def vae_encode(vae, image: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def vae_decode(vae, latents: torch.Tensor, chunk: int = 8, progress=None) -> torch.Tensor:
-    """(1, 4, F, h, w) or (F, 4, h, w) latents → (F, H, W, 3) float32 frames in [0, 1] on the CPU, in chunks."""
+def vae_decode(vae, latents: torch.Tensor, chunk: int = 8, progress=None, static_shapes: bool = False) -> torch.Tensor:
+    """(1, 4, F, h, w) or (F, 4, h, w) latents → (F, H, W, 3) float32 frames in [0, 1] on the CPU, in chunks.
+
+    ``static_shapes`` pads the last chunk (repeating its last latent) so a compiled decoder
+    sees one shape only.
+    """
     if latents.ndim == 5:
         latents = latents[0].permute(1, 0, 2, 3)
     p = next(vae.parameters())
     frames = []
     n = latents.shape[0]
-    for i in range(0, n, max(1, chunk)):
-        z = latents[i : i + chunk].to(p.device, p.dtype) / VAE_SCALE
-        x = vae.decode(z).sample
+    chunk = max(1, chunk)
+    for i in range(0, n, chunk):
+        z = latents[i : i + chunk]
+        m = z.shape[0]
+        if static_shapes and m < chunk:
+            z = torch.cat([z, z[-1:].expand(chunk - m, -1, -1, -1)])
+        x = vae.decode(z.to(p.device, p.dtype) / VAE_SCALE).sample[:m]
         frames.append(((x.float() / 2 + 0.5).clamp(0, 1)).permute(0, 2, 3, 1).cpu())
         if progress is not None:
             progress(min(i + chunk, n), n)

@@ -69,6 +69,7 @@ class ReferenceAttnProcessor:
     def __init__(self, path: str, control: _Control) -> None:
         self.path = path
         self.control = control
+        self.qkv: torch.Tensor | None = None  # fused [Wq; Wk; Wv] (see fuse_qkv)
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
         if attention_mask is not None or encoder_hidden_states is not None:
@@ -78,9 +79,10 @@ class ReferenceAttnProcessor:
         if ctl.mode == "write":
             assert ctl.bank is not None
             ctl.bank.tokens[self.path] = x.detach()
-        q = attn.to_q(x)
-        k = attn.to_k(x)
-        v = attn.to_v(x)
+        if self.qkv is not None:
+            q, k, v = F.linear(x, self.qkv).chunk(3, dim=-1)
+        else:
+            q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
         if ctl.mode == "read" and ctl.bank is not None and self.path in ctl.bank.tokens:
             if ctl.count_reads:
                 ctl.reads += 1
@@ -109,6 +111,46 @@ class ReferenceAttnProcessor:
             if not torch.is_grad_enabled():  # weights are fixed while sampling: reuse
                 bank.kv_cache[self.path] = hit
         return hit
+
+
+class FusedSelfAttnProcessor:
+    """Plain self-attention with one fused q/k/v projection (inference speed; same math)."""
+
+    def __init__(self, qkv: torch.Tensor) -> None:
+        self.qkv = qkv
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        if attention_mask is not None or encoder_hidden_states is not None:
+            raise NotImplementedError("fused self-attention supports unmasked self-attention only")
+        q, k, v = F.linear(hidden_states, self.qkv).chunk(3, dim=-1)
+        return attn.to_out[1](attn.to_out[0](_attend(attn, q, k, v)))
+
+
+@torch.no_grad()
+def fuse_qkv(model: nn.Module) -> int:
+    """Give every bias-free self-attention one fused [Wq; Wk; Wv] projection (a processor
+    attribute, so ``state_dict`` keys are unchanged). Call after loading weights. Returns the
+    number of attentions fused."""
+    from diffusers.models.attention_processor import Attention
+
+    n = 0
+    for mod in model.modules():
+        if not isinstance(mod, Attention) or mod.is_cross_attention or mod.to_q.bias is not None:
+            continue
+        if (
+            mod.norm_q is not None
+            or mod.norm_k is not None
+            or mod.spatial_norm is not None
+            or mod.group_norm is not None
+        ):
+            continue
+        w = torch.cat([mod.to_q.weight, mod.to_k.weight, mod.to_v.weight]).detach()
+        if isinstance(mod.processor, ReferenceAttnProcessor):
+            mod.processor.qkv = w
+        else:
+            mod.set_processor(FusedSelfAttnProcessor(w))
+        n += 1
+    return n
 
 
 @torch.no_grad()
