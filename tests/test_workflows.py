@@ -44,6 +44,7 @@ def _input_files(name: str) -> set[str]:
 def test_workflow_set_is_complete() -> None:
     ui = {p.stem for p in UI_FILES}
     api = {p.stem for p in API_FILES}
+    assert len(ui) >= 4, "the four example workflows (issue 6) are missing"
     assert ui == api, f"UI without API copy: {sorted(ui - api)}; API without UI: {sorted(api - ui)}"
     assert ui == set(WORKFLOW_NEEDS), f"workflows vs WORKFLOW_NEEDS: {sorted(ui ^ set(WORKFLOW_NEEDS))}"
     for name, needs in WORKFLOW_NEEDS.items():

@@ -16,9 +16,19 @@ API_FILES = sorted(API_DIR.glob("*.json"))
 
 
 def _missing(name: str, comfy: ComfyServer) -> list[str]:
+    """Files the workflow needs that this machine lacks. CHAMP/SD files are looked up the way the pack
+    does (any accepted name: .pth or .safetensors, diffusers folders); files a core loader names in the
+    graph (the VAE) must exist under that exact name."""
     needs = WORKFLOW_NEEDS.get(name, {})
     missing = [f for f in needs.get("pack_files", []) if not (REPO / f).is_file()]
-    missing += [f"models/{f}" for f in needs.get("models", []) if not (comfy.models_dir / f).is_file()]
+    models = list(needs.get("models", []))
+    if models:
+        champ = pack_submodule("stm2pe_core.weights.champ")
+        tree = pack_submodule("stm2pe_core.weights.paths").ModelTree(comfy.models_dir)
+        slots = ["denoising_unet", "motion_module", "reference_unet", "vae", "image_encoder"]
+        slots += [f"guidance_encoder_{t}" for t in champ.GUIDANCE_TYPES]
+        missing += [f"{champ.SLOTS[s][0]}/{champ.SLOTS[s][1][0]} ({s})" for s in slots if champ.locate(tree, s) is None]
+        missing += [f"models/{f}" for f in models if f.startswith("vae/") and not (comfy.models_dir / f).is_file()]
     return missing
 
 
