@@ -96,7 +96,9 @@ class ComfyServer:
     def queue(self, prompt: dict) -> str:
         status, raw = self._request("/prompt", {"prompt": prompt, "client_id": self.client_id})
         body = json.loads(raw) if raw else {}
-        if status != 200:
+        # a prompt with some invalid outputs is still queued (200): ComfyUI drops those outputs and
+        # lists them in node_errors; for the tests every output must be valid
+        if status != 200 or body.get("node_errors"):
             raise ComfyError(status, body)
         return body["prompt_id"]
 
