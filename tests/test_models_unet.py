@@ -248,3 +248,21 @@ def test_batched_cfg_uncond_half_has_no_reference(tiny):
     torch.testing.assert_close(both[:1], uncond, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(both[1:], cond, rtol=1e-4, atol=1e-5)
     assert (cond - no_ref).abs().max() > 1e-4  # the reference does change the prediction
+
+
+def test_fused_qkv_same_outputs_and_keys(tiny):
+    from stm2pe_core.models.reference_attention import fuse_qkv
+
+    cfg, ref, den0 = tiny
+    den = DenoisingUNet(cfg).eval()
+    den.load_state_dict(den0.state_dict())
+    ctx = torch.randn(1, 1, cfg["cross_attention_dim"])
+    bank = ref.write_bank(torch.randn(1, 4, 16, 16), ctx)
+    x = torch.randn(2, 4, 3, 16, 16)
+    c2 = torch.cat([torch.zeros_like(ctx), ctx])
+    with torch.no_grad():
+        a = den(x, 300, c2, reference=bank, uncond_videos=1)
+        assert fuse_qkv(den) == 16 + 21 * 2  # spatial attn1 + two temporal attentions per motion module
+        b = den(x, 300, c2, reference=bank, uncond_videos=1)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert set(den.state_dict()) == set(den0.state_dict())  # no new keys
