@@ -309,44 +309,33 @@ def music_to_dance_video(g: Graph) -> None:
     g.note(
         "Music + photo -> dance video (photoreal)",
         "The whole STM2PE-Diff chain: music features -> M2PEnc dance -> CHAMP guidance maps rendered on the "
-        "person in your photo -> reference UNet + 3D denoising UNet over 5-second segments -> segments blended "
-        "and decoded into one mp4 with the music.\n\n"
+        "person in your photo -> reference UNet + 3D denoising UNet -> one mp4 with the music.\n\n"
         "Load Image: a full-body photo of the dancer (plain background works best).\n"
-        "Segments: 75 frames = 5 s at 15 fps; the second segment starts 8 frames before the first ends so "
-        "Stitch Segments can blend the overlap. For a longer song add Denoise Video Segment + Collect Segments "
-        "pairs (start_frame += 67), or set num_frames 0 to run to the end.\n"
+        "Denoise Song: the song as 5-second segments (75 frames at 15 fps) that continue each other: each "
+        "starts from the photo's latent lightly noised (noise_prior) and follows the previous segment over "
+        "their 8 shared frames (tie_until), then Stitch Segments blends the overlaps and decodes in chunks. "
+        "For one segment at a time use Denoise Video Segment + Collect Segments (see workflow 04).\n"
         "Guidance: the bundled M2PEnc has no trained pose-guidance head, so its dance is rendered to "
         "depth/normal/semantic/skeleton maps (PDNS). With M2PEnc weights that have one, connect its "
-        "pose_guidance output to Denoise Video Segment instead.\n\n" + MODEL_FILES_NOTE,
+        "pose_guidance output to Denoise Song instead.\n"
+        "Time: 20 DDIM steps per segment; set duration_seconds in Load Music to try an excerpt first.\n\n"
+        + MODEL_FILES_NOTE,
     )
     music, m2p = _music_to_motion(g, duration=10.0)
     photo, models, ref = _photo_and_models(g)
     maps = _render(g, m2p.out("motion"), photo)
-    common = dict(models=models.out("models"), reference=ref.out("reference"), guidance_maps=maps.out("guidance_maps"))
-    seg1 = g.add(
-        "STM2PEDenoiseVideoSegment",
-        title="Denoise Video Segment (0-5 s)",
-        seed=42,
-        start_frame=0,
-        num_frames=75,
+    song = g.add(
+        "STM2PEDenoiseSong",
+        models=models.out("models"),
+        reference=ref.out("reference"),
+        guidance_maps=maps.out("guidance_maps"),
         guidance_set="PDNS",
-        **common,
-    )
-    seg2 = g.add(
-        "STM2PEDenoiseVideoSegment",
-        title="Denoise Video Segment (4.5 s - end)",
         seed=42,
-        start_frame=67,
-        num_frames=0,
-        guidance_set="PDNS",
-        **common,
     )
-    first = g.add("STM2PECollectSegments", segment=seg1.out("segment"))
-    both = g.add("STM2PECollectSegments", segment=seg2.out("segment"), segments=first.out("segments"))
     vae = g.add("VAELoader", vae_name=VAE_FILE)
     g.add(
         "STM2PEStitchSegments",
-        segments=both.out("segments"),
+        segments=song.out("segments"),
         vae=vae.out("VAE"),
         fps=15.0,
         filename_prefix="stm2pe/dance_video",

@@ -446,13 +446,14 @@ PHOTOREAL_MODELS = [
 BUNDLED_M2PENC = "stm2pe_core/assets/m2penc_default.safetensors"
 # Photoreal workflows also run on tiny random networks (tests/comfyui/standins_pack) at this size,
 # so every node but the model loaders runs for real in ComfyUI without the model files.
-TINY = {
+_TINY_SIZE = {
     "STM2PEReferenceUNet.width": 64,
     "STM2PEReferenceUNet.height": 64,
     "STM2PERenderSMPLGuidance.width": 64,
     "STM2PERenderSMPLGuidance.height": 64,
-    "STM2PEDenoiseVideoSegment.steps": 2,
 }
+TINY = {**_TINY_SIZE, "STM2PEDenoiseVideoSegment.steps": 2}
+TINY_SONG = {**_TINY_SIZE, "STM2PEDenoiseSong.steps": 2, "STM2PEDenoiseSong.segment_frames": 30}
 STANDIN_NODES = {"STM2PELoadModels": "ZZTestTinyModels", "VAELoader": "ZZTestTinyVAE"}
 WORKFLOW_NEEDS: dict[str, dict[str, Any]] = {
     "01_music_to_dance_preview": {
@@ -468,8 +469,8 @@ WORKFLOW_NEEDS: dict[str, dict[str, Any]] = {
         "pack_files": [BUNDLED_M2PENC],
         "models": PHOTOREAL_MODELS,
         "test_overrides": {"STM2PELoadMusic.duration_seconds": 2.0},
-        "standin_overrides": {"STM2PELoadMusic.duration_seconds": 6.0, **TINY},
-        "expect_videos": {"frames": 90, "fps": 15, "audio": True},
+        "standin_overrides": {"STM2PELoadMusic.duration_seconds": 4.0, **TINY_SONG},
+        "expect_videos": {"frames": 60, "fps": 15, "audio": True},
         "timeout": 1800,
     },
     "03_guidance_ablation_dns_p_pdns": {
