@@ -109,3 +109,13 @@ def test_batches_torch_frames_and_audio_shapes(tmp_path):
     assert as_audio_track(np.zeros((6, 50)), 8000).samples.shape == (2, 50)  # 6 channels -> stereo
     with pytest.raises(InputError, match="sample rate"):
         as_audio_track(np.zeros(10))
+
+
+def test_audio_is_not_copied_when_clean_and_repaired_when_not():
+    wave = np.linspace(-0.5, 0.5, 1000, dtype=np.float32)[None]
+    assert np.shares_memory(as_audio_track(wave, 8000).samples, wave)  # a long song is not duplicated
+    bad = wave.copy()
+    bad[0, 3], bad[0, 5], bad[0, 7] = np.nan, np.inf, 3.0
+    fixed = as_audio_track(bad, 8000).samples
+    assert np.isfinite(fixed).all() and fixed.max() == 1.0 and fixed[0, 3] == 0.0
+    assert np.isnan(bad[0, 3])  # the caller's array is untouched

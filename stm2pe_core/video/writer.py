@@ -83,11 +83,15 @@ def as_audio_track(audio: Any, sample_rate: int | None = None) -> AudioTrack:
         arr = arr.T  # (T, C) given: channels last
     if arr.shape[0] > 2:
         arr = np.stack([arr[0::2].mean(0), arr[1::2].mean(0)])
-    # copy only when something must change: a song's waveform can be hundreds of MB
-    if not np.isfinite(arr).all():
-        arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=-1.0)
-    if arr.size and float(np.abs(arr).max()) > 1.0:
-        arr = np.clip(arr, -1.0, 1.0)
+    # copy only when something must change (a song's waveform can be hundreds of MB); max/min
+    # make no temporary arrays, and a NaN or inf anywhere shows in them
+    if arr.size:
+        hi, lo = float(arr.max()), float(arr.min())
+        if not (np.isfinite(hi) and np.isfinite(lo)):
+            arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=-1.0)
+            hi, lo = float(arr.max()), float(arr.min())
+        if hi > 1.0 or lo < -1.0:
+            arr = np.clip(arr, -1.0, 1.0)
     return AudioTrack(np.ascontiguousarray(arr, dtype=np.float32), int(sr))
 
 
