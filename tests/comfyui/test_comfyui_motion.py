@@ -92,3 +92,31 @@ def test_missing_motion_file_is_refused_before_running(comfy: ComfyServer) -> No
     assert info.value.status == 400
     errors = info.value.body["node_errors"]["1"]["errors"]
     assert any("it_no_such_dance.npz" in (e.get("details", "") + e.get("message", "")) for e in errors), errors
+
+
+@pytest.mark.slow
+def test_cancel_stops_a_long_render(comfy: ComfyServer) -> None:
+    """ComfyUI's Cancel (POST /interrupt) stops Render SMPL Guidance mid-way: the pack's progress
+    updates are where ComfyUI raises the interrupt."""
+    import time
+
+    write_sample_motion(comfy.input_dir / "it_long_dance.npz", seconds=120.0, fps=FPS)
+    graph = _render_graph("it_long_dance.npz", size=512)
+    saved_before = set((comfy.output_dir / "it").glob("*.mp4"))
+    prompt_id = comfy.queue(graph)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the render node is running
+        running = comfy.get_json("/queue")["queue_running"]
+        if running and running[0][1] == prompt_id:
+            break
+        time.sleep(0.2)
+    time.sleep(3.0)
+    started = time.monotonic()
+    comfy._request("/interrupt", {"prompt_id": prompt_id})
+    entry = comfy.wait(prompt_id, timeout=60)
+    stopped_after = time.monotonic() - started
+    kinds = [m[0] for m in entry["status"]["messages"]]
+    assert "execution_interrupted" in kinds, kinds
+    assert stopped_after < 10.0, f"took {stopped_after:.1f} s to stop"
+    assert "3" not in entry.get("outputs", {})  # no video was saved
+    assert set((comfy.output_dir / "it").glob("*.mp4")) == saved_before
