@@ -24,9 +24,19 @@ def _has_lib(name: str) -> bool:
     return ctypes.util.find_library(name) is not None
 
 
+def _nvidia_egl_vendor() -> bool:
+    """Is NVIDIA's EGL driver registered with libglvnd (containers often lack it)?"""
+    env = os.environ.get("__EGL_VENDOR_LIBRARY_FILENAMES", "")
+    if "nvidia" in env.lower():
+        return True
+    dirs = ("/usr/share/glvnd/egl_vendor.d", "/etc/glvnd/egl_vendor.d", "/usr/local/nvidia/share/glvnd/egl_vendor.d")
+    return any(glob.glob(os.path.join(d, "*nvidia*.json")) for d in dirs)
+
+
 def choose_platform() -> str:
-    """'egl' or 'osmesa' for this machine (see the module docstring)."""
-    if glob.glob("/dev/nvidia[0-9]*") and _has_lib("EGL"):
+    """'egl' or 'osmesa' for this machine: EGL when an NVIDIA GPU and its EGL driver are there,
+    else OSMesa when installed, else EGL (e.g. Mesa's EGL), else a clear error."""
+    if glob.glob("/dev/nvidia[0-9]*") and _has_lib("EGL") and (_has_lib("EGL_nvidia") or _nvidia_egl_vendor()):
         return "egl"
     if _has_lib("OSMesa"):
         return "osmesa"
