@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ComfyServer
+from comfy_harness import ComfyServer
 from pack_loader import load_pack
 from workflow_tools import API_DIR, WORKFLOWS, load_json, node_definitions
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from conftest import ComfyServer, execution_error
+from comfy_harness import ComfyServer, execution_error
 from test_comfyui_workflows import write_sample_motion
 
 FPS = 15.0
@@ -85,7 +85,7 @@ def test_corrupt_motion_file_names_the_file(comfy: ComfyServer) -> None:
 
 
 def test_missing_motion_file_is_refused_before_running(comfy: ComfyServer) -> None:
-    from conftest import ComfyError
+    from comfy_harness import ComfyError
 
     with pytest.raises(ComfyError) as info:
         comfy.queue(_render_graph("it_no_such_dance.npz"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import ComfyServer, execution_error
+from comfy_harness import ComfyServer, execution_error
 from pack_loader import REPO, load_pack
 
 DEMO_SONG = REPO / "stm2pe_core" / "assets" / "demo_song.ogg"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import PACK_DIR_NAME, ComfyServer
+from comfy_harness import PACK_DIR_NAME, ComfyServer
 from pack_loader import load_pack
 
 

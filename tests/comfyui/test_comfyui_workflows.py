@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ComfyServer, execution_error, output_files
+from comfy_harness import ComfyServer, execution_error, output_files
 from pack_loader import REPO, pack_submodule
 from workflow_tools import API_DIR, STANDIN_NODES, WORKFLOW_NEEDS, load_json
 
