@@ -99,6 +99,7 @@ def run(cfg: TrainConfig, resume: str | None = None, corpus_songs=None) -> dict:
     acc = Accelerator(
         mixed_precision=cfg.train.mixed_precision,
         log_with=trackers,
+        step_scheduler_with_optimizer=False,  # max_steps counts optimizer steps on any GPU count
         project_config=ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "logs")),
     )
     set_seed(cfg.train.seed + acc.process_index)
