@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 from test_pipeline import song, tiny_m2penc  # noqa: F401 - fixtures
-from test_pipeline_song import _randomise
+from test_pipeline_song import _randomise, smallest_unet_config
 
 from stm2pe_core import pipeline
-from stm2pe_core.models.unet import DenoisingUNet, ReferenceUNet, tiny_unet_config
+from stm2pe_core.models.unet import DenoisingUNet, ReferenceUNet
 from stm2pe_core.video import video_info
 
 
@@ -24,7 +24,7 @@ def tiny_stack(guidance: str):
     from stm2pe_core.models.guidance_encoder import GuidanceEncoder
 
     torch.manual_seed(0)
-    cfg = tiny_unet_config()
+    cfg = smallest_unet_config()
     ref, den = ReferenceUNet(cfg).eval(), DenoisingUNet(cfg).eval()
     _randomise(ref, 1)
     _randomise(den, 2)
@@ -108,7 +108,7 @@ def test_photoreal_with_m2penc_guidance_head(tmp_path, song, photo, monkeypatch)
     torch.manual_seed(0)
     m2p = M2PEnc(
         channels=16, num_layers=1, num_heads=2, head_channels=8, smpl_hidden=32, window=30, window_overlap=6,
-        heads=("smpl", "heatmap", "guidance"), trained_heads=("guidance",), guidance_channels=tiny_unet_config()["block_out_channels"][0],
+        heads=("smpl", "heatmap", "guidance"), trained_heads=("guidance",), guidance_channels=smallest_unet_config()["block_out_channels"][0],
     )  # fmt: skip
     weights = m2p.save_pretrained(tmp_path / "m2p_guidance.safetensors")
     out = tmp_path / "g.mp4"
