@@ -233,3 +233,21 @@ def test_float_and_uint8_paths_agree(dance):
     for name in MAP_NAMES:
         tol = 0.6 / 255 if name == "depth" else 1e-6  # depth bytes are rounded
         np.testing.assert_allclose(g.maps[name], g8.maps[name].astype(np.float32) / 255.0, atol=tol, err_msg=name)
+
+
+def test_skeleton_drawing_matches_dwpose_style():
+    from stm2pe_core.render.openpose import LIMBS, draw_skeleton
+
+    kp = np.zeros((18, 3))
+    kp[:, 2] = 0.0
+    kp[1] = [100, 100, 1]  # neck
+    kp[2] = [60, 100, 1]  # right shoulder: limb 0 (neck -> right shoulder)
+    kp[8] = [90, 180, 1]  # right hip: limb 6 (neck -> right hip)
+    img = draw_skeleton(kp, 200, 200)
+    i0 = LIMBS.index((1, 2))
+    np.testing.assert_array_equal(img[100, 80], (COLORS[i0] * 0.6).astype(np.uint8))  # limb at 60 %
+    np.testing.assert_array_equal(img[100, 60], COLORS[2])  # joint dot at full colour
+    assert img[100, 60 - 8].max() == 0 and img[10, 10].max() == 0  # black elsewhere
+    # stick half-width 4 px at 512 (about 9 px thick), scaled with the image size (2 px at 200)
+    assert 8 <= (draw_skeleton(kp, 512, 512)[:, 80].max(-1) > 0).sum() <= 10
+    assert 4 <= (img[:, 80].max(-1) > 0).sum() <= 6

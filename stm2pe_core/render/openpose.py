@@ -1,10 +1,12 @@
 """OpenPose-18 keypoints from SMPL bodies, the ControlNet/DWPose skeleton drawing, heatmaps.
 
 CHAMP's skeleton guidance is DWPose drawn in ControlNet's OpenPose style on black: 17 limbs as
-filled ellipses (half-width ``stickwidth`` = 4 px at 512) in the 18 standard colours, each
-blended at 60 % over the canvas, then a filled circle of radius 4 per keypoint in full colour.
+filled ellipses (half-width ``stickwidth`` = 4 px at 512) in the 18 standard colours, the limb
+layer dimmed to 60 %, then a filled circle of radius 4 per keypoint in full colour; hands
+(rainbow edges, red dots) and face (white dots) on top.
 We draw the same picture from keypoints projected from the body instead of detecting them.
-SMPL has no finger or face-landmark joints, so hands and face dots are not drawn.
+SMPL has no finger or face-landmark joints: hands and face come from templates carried by the
+wrist and head joints (see :func:`hand_face_points`).
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ def draw_skeleton(
     stick = max(1, int(round(4 * s)))
     radius = max(1, int(round(4 * s)))
     ok = keypoints[:, 2] >= CONF_THRESHOLD
+    polys = []
     for i, (a, b) in enumerate(LIMBS):
         if not (ok[a] and ok[b]):
             continue
@@ -134,15 +137,22 @@ def draw_skeleton(
         poly = cv2.ellipse2Poly(
             (int(round(mid[0])), int(round(mid[1]))), (int(length / 2), stick), int(round(angle)), 0, 360, 1
         )
-        x0, y0 = np.maximum(poly.min(axis=0), 0)
-        x1, y1 = np.minimum(poly.max(axis=0) + 1, [width, height])
-        if x1 <= x0 or y1 <= y0:
-            continue
-        mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
-        cv2.fillConvexPoly(mask, poly - [x0, y0], 1)
-        region = canvas[y0:y1, x0:x1]
-        sel = mask.astype(bool)
-        region[sel] = (0.4 * region[sel] + 0.6 * COLORS[i]).astype(np.uint8)
+        polys.append((i, poly))
+    if polys:
+        # DWPose: limbs painted opaque in order (later ones cover earlier ones), then the limb
+        # layer is dimmed to 60 %; joints go on top at full colour. The layer is composited, so a
+        # non-black canvas (a map under the skeleton) keeps its pixels outside the limbs.
+        allp = np.concatenate([p for _, p in polys])
+        x0, y0 = np.maximum(allp.min(axis=0), 0)
+        x1, y1 = np.minimum(allp.max(axis=0) + 1, [width, height])
+        if x1 > x0 and y1 > y0:
+            layer = np.zeros((y1 - y0, x1 - x0, 3), dtype=np.uint8)
+            cover = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+            for i, poly in polys:
+                cv2.fillConvexPoly(layer, poly - [x0, y0], tuple(int(v) for v in COLORS[i]))
+                cv2.fillConvexPoly(cover, poly - [x0, y0], 1)
+            sel = cover.astype(bool)
+            canvas[y0:y1, x0:x1][sel] = (layer[sel] * 0.6).astype(np.uint8)
     for k in range(18):
         if ok[k]:
             c = tuple(int(v) for v in COLORS[k])
