@@ -284,6 +284,17 @@ def render_guidance(
     zfar = float(z.max()) + span
 
     as_float = np.dtype(dtype) != np.uint8
+    need = n * height * width * 3 * (4 if as_float else 1) * len(maps)
+    if need > 8 * 1024**3:
+        log.warning(
+            "STM2PE: %d frames of %d maps at %dx%d need %.1f GB of memory; render fewer maps, a lower size, "
+            "or the song in segments (the pipeline renders per segment)",
+            n,
+            len(maps),
+            width,
+            height,
+            need / 1024**3,
+        )
     # np.zeros maps lazily-zeroed pages: background pixels cost nothing until written
     out = {m: np.zeros((n, height, width, 3), dtype=np.float32 if as_float else np.uint8) for m in maps}
     keypoints = np.zeros((n, 18, 3), dtype=np.float32)
