@@ -188,9 +188,9 @@ def choreograph_full(music: Music, seed: int | None = None) -> Choreography:
         move = MOVE_NAMES[int(np.argmax(score))]
         recent.append(move)
         u = _hash_unit("params", q, pi, move)
-        energy = 0.5 + 0.25 * (z[0] + rel) + (0.15 * float(rng.standard_normal()) if rng is not None else 0.0)
+        energy = 0.75 + 0.2 * (z[0] + rel) + (0.15 * float(rng.standard_normal()) if rng is not None else 0.0)
         params = Params(
-            amp=float(np.clip(energy * (1.0 if tempo < 140 else 140.0 / tempo), 0.3, 1.3)),
+            amp=float(np.clip(energy * (1.0 if tempo < 140 else 140.0 / tempo), 0.45, 1.3)),
             arm=float(np.clip(0.5 + 0.3 * z[1], 0.0, 1.0)),
             side=1 if u[0] < 0.5 else -1,
             lean=float(np.clip(0.5 + 0.35 * z[3], 0.0, 1.0)),
@@ -226,11 +226,9 @@ def choreograph_full(music: Music, seed: int | None = None) -> Choreography:
     # stance between two keys: the foot planted in both; a swap of feet changes at mid-interval
     sa, sb = stance_k[i], stance_k[i + 1]
     stance = np.where(sa == sb, sa, np.where(sa == BOTH, sb, np.where(sb == BOTH, sa, np.where(u < 0.5, sa, sb))))
-    air = (sa == 3) | (sb == 3)
-    stance = np.where(
-        air & (np.minimum(u, 1 - u) > 0.15) | ((sa == 3) & (sb == 3)), 3, np.where(stance == 3, BOTH, stance)
-    )
-    hop = dofs[:, DOF_INDEX["hop"]] * (stance == 3)
+    air = ((sa == 3) & (u < 0.85)) | ((sb == 3) & (u > 0.15))
+    stance = np.where(air, 3, np.where(stance == 3, BOTH, stance))
+    hop = dofs[:, DOF_INDEX["hop"]]
 
     poses = dofs_to_poses(dofs)
     trans, joints = ground_and_lock(poses, stance, hop, fps)
