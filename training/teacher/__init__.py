@@ -59,7 +59,7 @@ class Choreography:
     phrases: list[Phrase]
     key_times: np.ndarray  # (K,) seconds: one key pose per beat
     joints: np.ndarray  # (N, 24, 3) posed joints (world, y-up)
-    stance: np.ndarray  # (N,) 0 left, 1 right, 2 both, 3 air
+    stance: np.ndarray  # (N,) foot held still: 0 left, 1 right, 3 airborne
 
 
 def _beat_grid(music: Music) -> np.ndarray:
@@ -231,7 +231,7 @@ def choreograph_full(music: Music, seed: int | None = None) -> Choreography:
     hop = dofs[:, DOF_INDEX["hop"]]
 
     poses = dofs_to_poses(dofs)
-    trans, joints = ground_and_lock(poses, stance, hop, fps)
+    trans, joints, locked = ground_and_lock(poses, stance, hop, fps)
     motion = Motion(
         poses.astype(np.float32),
         trans.astype(np.float32),
@@ -239,7 +239,7 @@ def choreograph_full(music: Music, seed: int | None = None) -> Choreography:
         fps,
         source=f"teacher:{music.source}",
     )
-    return Choreography(motion, phrases, grid, joints, stance)
+    return Choreography(motion, phrases, grid, joints, locked)
 
 
 def choreograph(music: Music, features: object | None = None, seed: int | None = None) -> Motion:

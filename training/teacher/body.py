@@ -129,7 +129,7 @@ def ground_and_lock(
     fps: float,
     rest: np.ndarray | None = None,
     recentre_speed: float = 0.03,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Root translation (N,3) that grounds the feet and keeps the stance foot still.
 
     ``stance`` per frame: 0 = left foot planted, 1 = right, 2 = both (keep the foot that was
@@ -137,7 +137,8 @@ def ground_and_lock(
     touches y = 0, plus ``hop``. Horizontal: while a foot is planted, the root moves opposite to
     that foot's motion relative to the pelvis, so the foot stays put in the world; a slow
     re-centring (``recentre_speed`` m/s, far below a visible slide) keeps the dancer near the
-    origin. Returns ``(trans, joints)``.
+    origin. Returns ``(trans, joints, locked)``; ``locked`` (N,) is the foot held still per frame
+    (0 left, 1 right, 3 airborne).
     """
     rest = rest_joints() if rest is None else rest
     joints = forward_kinematics(poses, None, rest)  # pelvis at rest[0]
@@ -153,6 +154,7 @@ def ground_and_lock(
     n = len(poses)
     t_xz = np.zeros((n, 2))
     current = -1
+    locked = np.full(n, 3, dtype=np.int64)
     anchor = np.zeros(2)
     prev = np.zeros(2)
     for t in range(n):
@@ -168,6 +170,7 @@ def ground_and_lock(
             current = s
         t_xz[t] = anchor - feet[t, s]
         prev = t_xz[t]
+        locked[t] = s
     # slow re-centring towards the origin (caps the wander of long dances)
     step = recentre_speed / fps
     corr = np.zeros(2)
@@ -177,4 +180,4 @@ def ground_and_lock(
         corr = corr + np.clip(-0.2 * pos, -step, step)
         out[t] = t_xz[t] + corr
     trans = np.stack([out[:, 0], y, out[:, 1]], 1)
-    return trans, joints + trans[:, None, :]
+    return trans, joints + trans[:, None, :], locked
