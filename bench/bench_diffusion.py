@@ -29,6 +29,7 @@ from stm2pe_core.diffusion.reference import Reference, vae_decode  # noqa: E402
 from stm2pe_core.diffusion.sampling import denoise_segment  # noqa: E402
 from stm2pe_core.diffusion.scheduler import make_scheduler  # noqa: E402
 from stm2pe_core.models.guidance_encoder import GuidanceEncoder, sum_guidance  # noqa: E402
+from stm2pe_core.models.motion_module import set_temporal_attention  # noqa: E402
 from stm2pe_core.models.reference_attention import ReferenceAttnProcessor, _attend, fuse_qkv  # noqa: E402
 from stm2pe_core.models.unet import DenoisingUNet, ReferenceUNet, tiny_unet_config  # noqa: E402
 
@@ -171,6 +172,8 @@ def main() -> int:
             den.to(memory_format=torch.channels_last)
         if "fqkv" in parts:  # persists: list such variants last
             fuse_qkv(den)
+        if "tmath" in parts:  # persists: list such variants last
+            set_temporal_attention(den, "math")
         if "compile" in parts:
             torch._dynamo.reset()
             unet = torch.compile(den, dynamic=False)

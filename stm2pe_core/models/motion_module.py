@@ -37,6 +37,43 @@ class TemporalSelfAttention(Attention):
         return super().forward(self.pos_encoder(x))
 
 
+class TemporalMathProcessor:
+    """Temporal self-attention as two batched matmuls and a softmax.
+
+    Sequences are short (one per spatial position, <= 32 frames), where fused attention
+    kernels tile 64-128 queries and waste most of their work; under ``torch.compile`` this
+    form becomes cuBLAS batched GEMMs plus one fused softmax. Same math as SDPA.
+    """
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        if attention_mask is not None or encoder_hidden_states is not None:
+            raise NotImplementedError("temporal attention is unmasked self-attention")
+        x = hidden_states
+        b, n, c = x.shape
+        h = attn.heads
+        q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
+
+        def heads(z: torch.Tensor) -> torch.Tensor:
+            return z.view(b, n, h, c // h).transpose(1, 2).reshape(b * h, n, c // h)
+
+        w = torch.bmm(heads(q) * attn.scale, heads(k).transpose(1, 2))
+        o = torch.bmm(w.float().softmax(-1).to(x.dtype), heads(v))
+        o = o.view(b, h, n, c // h).transpose(1, 2).reshape(b, n, c)
+        return attn.to_out[1](attn.to_out[0](o))
+
+
+def set_temporal_attention(model: nn.Module, impl: str = "sdpa") -> int:
+    """Choose the temporal attention kernel of every motion module: ``sdpa`` or ``math``."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    n = 0
+    for mod in model.modules():
+        if isinstance(mod, TemporalSelfAttention):
+            mod.set_processor(TemporalMathProcessor() if impl == "math" else AttnProcessor2_0())
+            n += 1
+    return n
+
+
 class TemporalTransformerBlock(nn.Module):
     def __init__(self, dim: int, heads: int, max_len: int = MAX_FRAMES) -> None:
         super().__init__()
