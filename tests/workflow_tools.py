@@ -444,8 +444,9 @@ PHOTOREAL_MODELS = [
     "clip_vision/image_encoder",
 ]
 BUNDLED_M2PENC = "stm2pe_core/assets/m2penc_default.safetensors"
-# Photoreal workflows also run on tiny random networks (tests/comfyui/standins_pack) at this size,
-# so every node but the model loaders runs for real in ComfyUI without the model files.
+# Workflows also run on tiny random networks (tests/comfyui/standins_pack; a random M2PEnc while the
+# bundled one is absent) at this size, so every node but the model loaders runs for real in ComfyUI
+# without the model files.
 _TINY_SIZE = {
     "STM2PEReferenceUNet.width": 64,
     "STM2PEReferenceUNet.height": 64,
@@ -461,6 +462,7 @@ WORKFLOW_NEEDS: dict[str, dict[str, Any]] = {
         "pack_files": [BUNDLED_M2PENC],
         "models": [],
         "test_overrides": {"STM2PELoadMusic.duration_seconds": 4.0},
+        "standin_overrides": {"STM2PELoadMusic.duration_seconds": 4.0},
         "expect_videos": {"frames": 60, "fps": 15, "audio": True},
         "timeout": 600,
     },

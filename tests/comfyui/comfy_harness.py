@@ -31,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 PACK_DIR_NAME = "stm2pe-dance"
 START_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 20.0
+# a randomly initialised M2PEnc the fixture writes into models/stm2pe (stand-in workflow runs)
+TINY_M2PENC = "zz_test_tiny_m2penc.safetensors"
 
 
 def _free_port() -> int:

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from comfy_harness import (  # noqa: E402
     PACK_DIR_NAME,
     START_TIMEOUT_S,
+    TINY_M2PENC,
     ComfyServer,
     _free_port,
     _stop,
@@ -55,11 +56,7 @@ def comfy(comfyui_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Comfy
     (base / "custom_nodes" / PACK_DIR_NAME).symlink_to(REPO, target_is_directory=True)
     # test-only stand-ins for the photoreal model files (see standins_pack/__init__.py)
     (base / "custom_nodes" / "zz_stm2pe_test_standins").symlink_to(Path(__file__).parent / "standins_pack")
-    models = Path(os.environ.get("COMFYUI_MODELS") or comfyui_path / "models")
-    if models.is_dir():
-        (base / "models").symlink_to(models.resolve(), target_is_directory=True)
-    else:
-        (base / "models").mkdir()
+    _models_tree(Path(os.environ.get("COMFYUI_MODELS") or comfyui_path / "models"), base / "models")
     port = _free_port()
     log_path = base / "comfyui.log"
     cmd = [
@@ -96,3 +93,24 @@ def comfy(comfyui_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Comfy
 @pytest.fixture(scope="session")
 def object_info(comfy: ComfyServer) -> dict:
     return comfy.get_json("/object_info")
+
+
+def _models_tree(source: Path, target: Path) -> None:
+    """target/ mirrors the user's models tree through symlinks (nothing is written into it), plus a
+    randomly initialised M2PEnc in stm2pe/ that the stand-in workflow runs use when the pack's
+    bundled one is absent."""
+    target.mkdir()
+    if source.is_dir():
+        for entry in source.iterdir():
+            if entry.name != "stm2pe":
+                (target / entry.name).symlink_to(entry.resolve())
+    (target / "stm2pe").mkdir()
+    if (source / "stm2pe").is_dir():
+        for entry in (source / "stm2pe").iterdir():
+            (target / "stm2pe" / entry.name).symlink_to(entry.resolve())
+    import torch
+    from pack_loader import pack_submodule
+
+    m2penc = pack_submodule("stm2pe_core.models.m2penc")
+    torch.manual_seed(0)
+    m2penc.M2PEnc(m2penc.M2PEncConfig()).save_pretrained(target / "stm2pe" / TINY_M2PENC)
