@@ -35,12 +35,13 @@ from stm2pe_core.types import Motion, Music
 from .body import DOF_INDEX, DOF_NAMES, NEUTRAL, clamp, dofs_to_poses, ground_and_lock
 from .moves import AFFINITY, BOTH, MOVE_NAMES, MOVES, Params
 
-TEACHER_VERSION = "teacher/1"
+TEACHER_VERSION = "teacher/2"
 PHRASE_BEATS = 8
+PALETTE = 4  # moves per song
 # fixed descriptor scales (not per song, so loud/bright songs differ from quiet/dark ones)
 # (calibrated on the synthetic corpus; loudness in dBFS, centroid in Hz, onset strength on beats
 # of the max-normalised envelope, share of power below 200 Hz, BPM)
-_DESC_MEAN = np.array([-19.0, 1700.0, 0.15, 0.75, 120.0])
+_DESC_MEAN = np.array([-19.0, 1590.0, 0.12, 0.75, 107.0])
 _DESC_STD = np.array([3.5, 450.0, 0.09, 0.12, 25.0])
 
 
@@ -95,7 +96,8 @@ def _spectral_frames(music: Music) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     freqs = librosa.fft_frequencies(sr=sr, n_fft=2048)
     total = power.sum(0) + 1e-12
     loud = 20 * np.log10(librosa.feature.rms(S=mag, frame_length=2048)[0] + 1e-6)
-    centroid = (freqs[:, None] * mag).sum(0) / (mag.sum(0) + 1e-9)
+    band = freqs <= 7000.0  # below every analysis rate's Nyquist, so the rate does not matter
+    centroid = (freqs[band, None] * mag[band]).sum(0) / (mag[band].sum(0) + 1e-9)
     low = power[freqs < 200].sum(0) / total
     times = np.arange(mag.shape[1]) * hop / sr
     return times, loud, centroid, low
@@ -156,49 +158,77 @@ def choreograph_full(music: Music, seed: int | None = None) -> Choreography:
     if rng is not None:
         pref = pref + rng.uniform(0, 1.2, len(MOVE_NAMES))
 
-    phrases: list[Phrase] = []
-    recent: list[str] = []
-    for pi, (a, b) in enumerate(bounds):
+    # per-phrase descriptors
+    descs = []
+    for a, b in bounds:
         t0, t1 = grid[a], grid[min(b, len(grid) - 1)]
         m = (times >= t0) & (times < max(t1, t0 + 1e-3))
         if not m.any():
             m = np.abs(times - t0) == np.abs(times - t0).min()
-        desc = np.array(
-            [
-                float(np.mean(loud[m])),
-                float(np.mean(centroid[m])),
-                float(np.mean(beat_onset[a:b])) if b > a else 0.0,
-                float(np.mean(low[m])),
-                tempo,
-            ]
-        )
-        z = np.clip((desc - _DESC_MEAN) / _DESC_STD, -2.5, 2.5)
+        raw = [
+            np.mean(loud[m]),
+            np.mean(centroid[m]),
+            np.mean(beat_onset[a:b]) if b > a else 0.0,
+            np.mean(low[m]),
+            tempo,
+        ]
+        descs.append(np.clip((np.array(raw, dtype=np.float64) - _DESC_MEAN) / _DESC_STD, -2.5, 2.5))
+    descs_a = np.array(descs)
+    song_z = np.median(descs_a, axis=0)
+
+    # the song's palette: its PALETTE best moves for the song's overall character; phrases then
+    # choose within it, so a song has a recognisable set of moves that returns when the music does
+    palette_score = 0.5 * (aff @ song_z) + 1.6 * pref
+    palette = [int(i) for i in np.argsort(-palette_score)[:PALETTE]]
+    # the song's personal style: DOF biases every key pose shares (depth of the groove, arm
+    # carriage, stance width, lean), from the quantised song character (or the seed)
+    u_style = _hash_unit("style", q) if rng is None else rng.uniform(0, 1, 32)
+    style = np.zeros(len(DOF_NAMES))
+    knee = 14.0 * u_style[0]
+    for side in ("l_", "r_"):
+        style[DOF_INDEX[side + "knee"]] = knee
+        style[DOF_INDEX[side + "hip_flex"]] = 0.6 * knee
+        style[DOF_INDEX[side + "ankle"]] = -0.3 * knee
+        style[DOF_INDEX[side + "sh_abd"]] = -5.0 + 30.0 * u_style[1]
+        style[DOF_INDEX[side + "elbow"]] = -10.0 + 40.0 * u_style[2]
+        style[DOF_INDEX[side + "sh_flex"]] = 20.0 * u_style[3]
+        style[DOF_INDEX[side + "hip_abd"]] = 8.0 * u_style[4]
+        style[DOF_INDEX[side + "sh_twist"]] = -15.0 + 35.0 * u_style[5]
+    style[DOF_INDEX["lean"]] = -4.0 + 12.0 * u_style[6]
+    style[DOF_INDEX["tilt"]] = -6.0 + 12.0 * u_style[7]
+    song_amp = 0.85 + 0.3 * u_style[8]
+    song_side = 1 if u_style[9] < 0.5 else -1
+
+    phrases: list[Phrase] = []
+    recent: list[str] = []
+    song_rel = np.median(descs_a[:, 0])
+    for (a, b), z in zip(bounds, descs_a):
         # local loudness relative to the song: sections that get louder dance bigger
-        rel = float(np.clip((desc[0] - song_loud) / 4.0, -1.5, 1.5))
+        rel = float(np.clip((z[0] - song_rel) * _DESC_STD[0] / 4.0, -1.5, 1.5))
         z_sel = z.copy()
         z_sel[0] = 0.5 * z[0] + 0.8 * rel
-        score = aff @ z_sel + pref + 0.15 * _hash_unit("phrase", q, pi % 4)[: len(MOVE_NAMES)]
-        for j, name in enumerate(MOVE_NAMES):
-            if name in recent[-3:]:
-                score[j] -= 4.0 if name == recent[-1] else 1.5
+        score = aff[palette] @ z_sel + 0.5 * palette_score[palette]
+        for j, idx in enumerate(palette):
+            name = MOVE_NAMES[idx]
+            if len(recent) >= 2 and recent[-1] == recent[-2] == name:
+                score[j] -= 5.0  # at most two phrases of the same move in a row
             if name == "turn" and b - a < PHRASE_BEATS:
                 score[j] -= 5.0
             if name == "jump" and tempo > 150:
                 score[j] -= 1.0
-        move = MOVE_NAMES[int(np.argmax(score))]
+        move = MOVE_NAMES[palette[int(np.argmax(score))]]
         recent.append(move)
-        u = _hash_unit("params", q, pi, move)
         energy = 0.75 + 0.2 * (z[0] + rel) + (0.15 * float(rng.standard_normal()) if rng is not None else 0.0)
         params = Params(
-            amp=float(np.clip(energy * (1.0 if tempo < 140 else 140.0 / tempo), 0.45, 1.3)),
+            amp=float(np.clip(song_amp * energy * (1.0 if tempo < 140 else 140.0 / tempo), 0.45, 1.3)),
             arm=float(np.clip(0.5 + 0.3 * z[1], 0.0, 1.0)),
-            side=1 if u[0] < 0.5 else -1,
+            side=song_side if recent.count(move) % 2 == 1 else -song_side,
             lean=float(np.clip(0.5 + 0.35 * z[3], 0.0, 1.0)),
         )
         phrases.append(Phrase(a, b, move, params, z))
 
     # one key pose per beat
-    keys = np.tile(NEUTRAL, (len(grid), 1))
+    keys = np.tile(NEUTRAL + style, (len(grid), 1))
     stance_k = np.full(len(grid), BOTH, dtype=np.int64)
     onset_ref = float(np.percentile(beat_onset, 75)) + 1e-6 if len(beat_onset) else 1.0
     yaw_base = 0.0
