@@ -154,7 +154,8 @@ class VideoWriter:
     ...         w.write(frame)
 
     Leaving the block normally finalises the file; leaving it by an exception removes the
-    temporary file and re-raises. ``crf``/``preset`` are libx264's quality/speed knobs.
+    temporary file and re-raises. ``crf``/``preset`` are libx264's quality/speed knobs,
+    ``aac_coder`` FFmpeg's AAC coder ("fast" or "twoloop").
     """
 
     def __init__(
@@ -168,6 +169,7 @@ class VideoWriter:
         crf: int = 20,
         preset: str = "veryfast",
         audio_bitrate: int = 160_000,
+        aac_coder: str = "fast",
         threads: int = 0,
     ) -> None:
         self.path = Path(path)
@@ -178,6 +180,7 @@ class VideoWriter:
         self.even: EvenMode = even
         even_size(2, 2, even)  # validate early
         self.crf, self.preset, self.audio_bitrate, self.threads = crf, preset, audio_bitrate, threads
+        self.aac_coder = aac_coder
         self.frames_written = 0
         self.size: tuple[int, int] | None = None  # encoded (H, W)
         self._container: Any = None
@@ -241,7 +244,9 @@ class VideoWriter:
         self._vstream = vs
         if self._audio_samples is not None:
             channels = self._audio_samples.shape[0]
-            a = self._container.add_stream("aac", rate=self._audio_rate)
+            # FFmpeg's "fast" AAC coder is ~3x cheaper than the default "twoloop" (1.5 -> 0.5 s CPU for
+            # 30 s of stereo) and transparent enough at 160 kb/s; pass aac_coder="twoloop" for the best
+            a = self._container.add_stream("aac", rate=self._audio_rate, options={"aac_coder": self.aac_coder})
             a.layout = "mono" if channels == 1 else "stereo"
             a.bit_rate = self.audio_bitrate
             a.time_base = Fraction(1, self._audio_rate)
