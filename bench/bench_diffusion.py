@@ -263,8 +263,8 @@ def main() -> int:
                 guid,
                 steps=args.steps,
                 seed=42,
-                context_size=args.context,
-                context_overlap=args.overlap,
+                context_size=ctx_size,
+                context_overlap=ctx_overlap,
             )
             torch.cuda.synchronize()
             results[variant]["full_segment_denoise_s"] = time.perf_counter() - t0

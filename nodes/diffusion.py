@@ -71,7 +71,7 @@ class STM2PELoadModels:
         "file is checked strictly: a wrong or truncated file is named with its bad keys."
     )
 
-    def load(self, dtype: str, device: str, offload: str, guidance_encoders: str):
+    def load(self, dtype: str, device: str, offload: str, guidance_encoders: str, compile: bool = False):
         from ..stm2pe_core.weights.champ import load_models
 
         register_model_folders()
@@ -84,6 +84,7 @@ class STM2PELoadModels:
                 offload=offload,
                 guidance_types=guidance_encoders if enc else (),
                 with_guidance_encoders=enc,
+                compile=compile,
             ),
         )
 

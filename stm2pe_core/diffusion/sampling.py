@@ -247,5 +247,5 @@ def denoise_video_segment(
     frames_out = None
     if decode:
         with models.use("vae"):
-            frames_out = vae_decode(models.vae, lat, chunk=decode_chunk)
+            frames_out = vae_decode(models.vae, lat, chunk=decode_chunk, static_shapes="compiled" in models.sources)
     return seg, frames_out
