@@ -30,11 +30,12 @@ class LossConfig:
     fk: float = 2.0  # L1 on root-relative FK joint positions (m)
     vel: float = 4.0  # L1 on root-relative joint velocities (m/frame)
     acc: float = 1.0  # L1 on joint accelerations (m/frame^2)
+    speed: float = 4.0  # L1 on per-joint speed magnitudes (m/frame): against averaged, frozen dancing
     root: float = 2.0  # L1 on root (vx, y, vz)
     traj: float = 0.5  # L1 on the integrated root path
     contact: float = 1.0  # foot sliding: foot speed where the teacher's foot is planted
     betas: float = 0.1
-    heatmap: float = 10.0  # MSE on 64x64 Gaussian keypoint heatmaps (values are small)
+    heatmap: float = 30.0  # MSE on 64x64 Gaussian keypoint heatmaps (values are small)
     guidance: float = 1.0  # L1 on guidance features, only where targets exist
 
 

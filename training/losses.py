@@ -61,6 +61,10 @@ def smpl_losses(
     pv, tv = pj[:, 1:] - pj[:, :-1], tj[:, 1:] - tj[:, :-1]
     out["vel"] = (pv - tv).abs().mean() * 10.0  # m/frame is small; x10 puts it near fk's scale
     out["acc"] = ((pv[:, 1:] - pv[:, :-1]) - (tv[:, 1:] - tv[:, :-1])).abs().mean() * 10.0
+    # speed magnitude per joint: where the teacher's move is ambiguous, averaging two moves cancels
+    # their velocity vectors but not their speeds, so this term keeps the dance energetic and its
+    # speed envelope (what BAS reads) shaped like the teacher's
+    out["speed"] = (pv.norm(dim=-1) - tv.norm(dim=-1)).abs().mean() * 10.0
     scale = torch.tensor(ROOT_SCALE, dtype=dtype, device=prates.device)
     out["root"] = ((prates - tgt["rates"]).abs() * scale).mean()
     pg = global_joints(pj, prot[..., 0, :, :], prates, rest[0])
@@ -120,6 +124,20 @@ def total_loss(
     heatmap_sigma: float,
     image_size: tuple[int, int] | None,
 ) -> dict[str, torch.Tensor]:
+    # losses in float32 even under bf16/fp16 autocast: FK and frame differences of positions
+    # (a few mm per frame) drown in half-precision rounding otherwise
+    with torch.autocast(device_type=batch["features"].device.type, enabled=False):
+        return _total_loss(pred, batch, w, heatmap_sigma, image_size)
+
+
+def _total_loss(
+    pred: dict[str, torch.Tensor],
+    batch: dict[str, torch.Tensor],
+    w: LossConfig,
+    heatmap_sigma: float,
+    image_size: tuple[int, int] | None,
+) -> dict[str, torch.Tensor]:
+    pred = {k: v.float() for k, v in pred.items()}
     parts: dict[str, torch.Tensor] = {}
     total = torch.zeros((), device=batch["features"].device)
     if "rot6d" in pred:

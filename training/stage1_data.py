@@ -2,7 +2,7 @@
 random training clips cut from them.
 
 Sources, tried in this order for a corpus folder:
-1. the SDGPip shards (``training.sdgpip.ShardDataset`` over the folder's manifest);
+1. SDGPip shards (every ``manifest.json`` under the folder; layout in ``training/sdgpip.py``);
 2. ``*.npz`` files, one song each, with arrays ``features`` (N, D), ``poses`` (N, 24, 3)
    axis-angle, ``trans`` (N, 3), optional ``betas`` (10,), ``keypoints`` (N, K, 3) pixels +
    confidence with ``image_size`` (H, W), ``beat_times`` (B,) seconds, ``split`` ("train"/"val").
@@ -122,23 +122,46 @@ def load_songs(corpus: str | Path, fps: float = 15.0) -> list[Song]:
 
 
 def _from_shards(root: Path) -> list[Song] | None:
-    """Read the SDGPip shard format when its reader is installed and the folder has a manifest."""
-    try:
-        from training import sdgpip  # the teacher helper's module
-    except ImportError:
+    """Read SDGPip shards (every ``manifest.json`` under ``root``) straight from their documented
+    layout (see ``training/sdgpip.py``): whole songs sliced out of each shard by
+    ``song_offsets`` / ``beat_offsets``. Reading the raw arrays skips the derived ones
+    (rot6d, FK joints) that ``ShardDataset`` computes per item and that training recomputes on
+    the GPU anyway, so a corpus of hours loads in seconds."""
+    import json
+
+    manifests = sorted(root.rglob("manifest.json")) if root.is_dir() else []
+    if not manifests:
         return None
-    reader = getattr(sdgpip, "ShardDataset", None)
-    if reader is None:
-        return None
-    try:
-        ds = reader(root)
-    except Exception as exc:  # noqa: BLE001 - not a shard folder: fall back to npz songs
-        log.info("not an SDGPip shard folder (%s); trying *.npz songs", exc)
-        return None
-    songs = []
-    for i in range(len(ds)):
-        rec = ds[i]
-        songs.append(song_from_arrays(rec, name=str(_get(rec, "name", "song_id") or i)))
+    from safetensors.numpy import load_file
+
+    songs: list[Song] = []
+    for mf in manifests:
+        man = json.loads(mf.read_text())
+        size = tuple(int(v) for v in man.get("image_size", (512, 512)))
+        fps = float(man.get("fps", 15.0))
+        for sh in man["shards"]:
+            path = mf.parent / sh["file"]
+            meta = json.loads(path.with_suffix(".json").read_text())["songs"]
+            a = load_file(str(path))
+            off, boff = a["song_offsets"], a["beat_offsets"]
+            for k, m in enumerate(meta):
+                f0, f1 = int(off[k]), int(off[k + 1])
+                kp = a.get("keypoints")
+                songs.append(
+                    Song(
+                        features=a["features"][f0:f1].astype(np.float32),
+                        poses=a["poses"][f0:f1].astype(np.float32).reshape(f1 - f0, 24, 3),
+                        trans=a["trans"][f0:f1].astype(np.float32),
+                        betas=a["betas"][k].astype(np.float32) if "betas" in a else np.zeros(10, np.float32),
+                        beat_times=a["beat_times"][int(boff[k]) : int(boff[k + 1])].astype(np.float64)
+                        if "beat_times" in a
+                        else beats_from_channel(a["features"][f0:f1], fps),
+                        keypoints=None if kp is None else kp[f0:f1].astype(np.float32),
+                        image_size=size,
+                        split=str(m.get("split", "train")),
+                        name=str(m.get("name", f"{path.stem}:{k}")),
+                    )
+                )
     return songs
 
 

@@ -2,7 +2,7 @@
 
 Run ``python -m training train --config training/configs/stage1_default.yaml`` on one device,
 or ``accelerate launch -m training train --config ...`` on several GPUs. Checkpoints are
-``accelerate`` states (model, optimizer, scheduler, RNG) under ``<output_dir>/checkpoints``;
+``accelerate`` states (model, optimizer, RNG) under ``<output_dir>/checkpoints``;
 ``--resume latest`` continues from the newest one with the optimizer state and step restored.
 At the end (or at ``train.max_minutes``) the model is evaluated on held-out songs and exported
 to ``<output_dir>/m2penc.safetensors``; TensorBoard scalars go to ``<output_dir>/logs``.
@@ -33,16 +33,18 @@ log = logging.getLogger(__name__)
 MAP_FRAMES = 8  # frames per clip that go through the 64x64 heads in a training step
 
 
-def lr_lambda(cfg: TrainConfig):
+def lr_factor(cfg: TrainConfig, step: int, minutes: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio``. With ``train.max_minutes`` the
+    decay follows whichever runs out first, steps or wall time, so a time-boxed run still ends
+    at the low learning rate."""
     o = cfg.optim
-
-    def f(step: int) -> float:
-        if step < o.warmup_steps:
-            return (step + 1) / max(1, o.warmup_steps)
-        t = min(1.0, (step - o.warmup_steps) / max(1, o.max_steps - o.warmup_steps))
-        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
-
-    return f
+    if step < o.warmup_steps:
+        return (step + 1) / max(1, o.warmup_steps)
+    t = (step - o.warmup_steps) / max(1, o.max_steps - o.warmup_steps)
+    if cfg.train.max_minutes:
+        t = max(t, minutes / cfg.train.max_minutes)
+    t = min(1.0, t)
+    return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 def build_model(cfg: TrainConfig, train_songs) -> M2PEnc:
@@ -99,7 +101,6 @@ def run(cfg: TrainConfig, resume: str | None = None, corpus_songs=None) -> dict:
     acc = Accelerator(
         mixed_precision=cfg.train.mixed_precision,
         log_with=trackers,
-        step_scheduler_with_optimizer=False,  # max_steps counts optimizer steps on any GPU count
         project_config=ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "logs")),
     )
     set_seed(cfg.train.seed + acc.process_index)
@@ -128,8 +129,7 @@ def run(cfg: TrainConfig, resume: str | None = None, corpus_songs=None) -> dict:
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=tuple(cfg.optim.betas)
     )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
-    model, opt, sched = acc.prepare(model, opt, sched)
+    model, opt = acc.prepare(model, opt)
     step_box = {"step": 0}
     start_step = 0
     if resume:
@@ -161,13 +161,15 @@ def run(cfg: TrainConfig, resume: str | None = None, corpus_songs=None) -> dict:
     while step < cfg.optim.max_steps:
         sampler.reseed(cfg.train.seed * 1_000_003 + step * 7 + acc.process_index)
         batch = sampler.sample(cfg.optim.batch_size)
+        lr = cfg.optim.lr * lr_factor(cfg, step, (time.perf_counter() - t0) / 60)
+        for group in opt.param_groups:
+            group["lr"] = lr
         with acc.autocast():
             parts = train_step(model, batch, cfg, image_size, gen)
         acc.backward(parts["loss"])
         if cfg.optim.grad_clip > 0:
             acc.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         opt.step()
-        sched.step()
         opt.zero_grad(set_to_none=True)
         step += 1
         step_box["step"] = step
@@ -177,7 +179,7 @@ def run(cfg: TrainConfig, resume: str | None = None, corpus_songs=None) -> dict:
             rate = (seen - last_log[1]) / max(now - last_log[0], 1e-9)
             last_log = (now, seen)
             scalars = {f"train/{k}": float(v.detach()) for k, v in parts.items() if v.ndim == 0}
-            scalars["train/lr"] = sched.get_last_lr()[0]
+            scalars["train/lr"] = lr
             scalars["train/clips_per_s"] = rate
             acc.log(scalars, step=step)
             if acc.is_main_process:
@@ -192,7 +194,10 @@ def run(cfg: TrainConfig, resume: str | None = None, corpus_songs=None) -> dict:
             _save(acc, cfg, step)
     elapsed = time.perf_counter() - t0
     _save(acc, cfg, step)
-    final = _evaluate(acc, model, cfg, val_batches, val_songs, image_size, step) if val_batches else {}
+    if history and history[-1]["step"] == step:
+        final = history[-1]
+    else:
+        final = _evaluate(acc, model, cfg, val_batches, val_songs, image_size, step) if val_batches else {}
     summary = {
         "steps": step,
         "start_step": start_step,
@@ -209,7 +214,7 @@ def run(cfg: TrainConfig, resume: str | None = None, corpus_songs=None) -> dict:
         "history": history,
     }
     if acc.is_main_process:
-        unwrapped = acc.unwrap_model(model)
+        unwrapped = acc.unwrap_model(model, keep_fp32_wrapper=False)
         unwrapped.config.trained_heads = tuple(heads)
         unwrapped.save_pretrained(out_dir / "m2penc.safetensors")
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
@@ -259,7 +264,7 @@ def _evaluate(acc, model, cfg: TrainConfig, val_batches, val_songs, image_size, 
                 sums[k] = sums.get(k, 0.0) + float(v) / len(val_batches)
     res = {f"val/{k}": v for k, v in sums.items()}
     if acc.is_main_process and val_songs:
-        unwrapped = acc.unwrap_model(model)
+        unwrapped = acc.unwrap_model(model, keep_fp32_wrapper=False)  # full precision: BAS reads small speeds
         scores = evaluate_songs(unwrapped, val_songs[: cfg.train.eval_songs])
         res.update({f"eval/{k}": v for k, v in scores["summary"].items() if isinstance(v, int | float)})
     acc.log(res, step=step)
