@@ -182,10 +182,16 @@ def dance(request: DanceRequest, progress: Progress | None = None) -> DanceResul
     if request.image is not None and not request.image.is_file():
         raise InputError(f"{request.image}: image not found. Check the path given to --image")
     tree = ModelTree(request.models) if request.models is not None else ModelTree.default()
-    # decoding + beat tracking (librosa/numba start-up) overlaps with torch and the M2PEnc loading
-    with ThreadPoolExecutor(1, thread_name_prefix="stm2pe-music") as pool:
+    # decoding + beat tracking (librosa/numba start-up) and, for the preview, building the body
+    # overlap with torch and the M2PEnc loading
+    with ThreadPoolExecutor(2, thread_name_prefix="stm2pe-load") as pool:
         music_job = pool.submit(load_audio, request)
         try:
+            missing = missing_photoreal_files(tree, request.guidance)
+            if request.image is None or missing:
+                from .body.model import load_body
+
+                pool.submit(load_body, "auto")  # cached: preview_frames gets it at once
             from .motion_inference import load_m2penc, music_to_motion
 
             model = load_m2penc(request.m2penc)
@@ -194,12 +200,11 @@ def dance(request: DanceRequest, progress: Progress | None = None) -> DanceResul
         except BaseException:
             music_job.cancel()
             raise
-    timer.lap("load_music")
+    timer.lap("load_music_and_body")
     features = features_for(model, loaded)
     audio = (loaded.audio, loaded.audio_rate) if loaded.audio is not None else loaded.music
     timer.lap("features")
 
-    missing = missing_photoreal_files(tree, request.guidance)
     notes: list[str] = []
     if request.guidance == "m2penc":
         problem = _m2penc_guidance_problem(model)
