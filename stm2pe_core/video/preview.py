@@ -106,6 +106,10 @@ def preview_frames(
         renderer.set_camera(camera, max(0.01, float(z.min()) - span), float(z.max()) + span)
         palette = semantic_palette()
     bg = np.array(BACKGROUND, dtype=np.uint8)
+    base = style.split("+")[0]
+    if renderer is not None:
+        # row 0 = background, row p + 1 = colour of SMPL part p: one lookup, no masking pass
+        sem_lut = np.concatenate([(np.zeros((1, 3)) if grid else bg[None]), palette[:25]]).astype(np.uint8)
     try:
         if progress is not None:
             progress(0, n)
@@ -114,34 +118,32 @@ def preview_frames(
             posed = body.pose(motion.poses[start:stop], motion.trans[start:stop], motion.betas)
             for k in range(stop - start):
                 if renderer is None:
-                    canvas = np.empty((rh, rw, 3), dtype=np.uint8)
-                    canvas[:] = bg
-                    frame = draw_skeleton(_keypoints(camera, posed, k, None, rw, rh), rw, rh, canvas=canvas)
+                    frame = np.empty((rh, rw, 3), dtype=np.uint8)
+                    frame[:] = bg
+                    draw_skeleton(_keypoints(camera, posed, k, None, rw, rh), rw, rh, canvas=frame)
                 else:
                     fb = renderer.render(posed.vertices[k], posed.normals[k])
-                    mask = fb.part >= 0
                     kp = _keypoints(camera, posed, k, fb.depth, rw, rh)
-                    sem = palette[np.clip(fb.part, 0, 24)]
-                    sem[~mask] = 0
-                    if grid:
-                        dep = (depth_to_image(fb.depth) * 255.0 + 0.5).astype(np.uint8)
-                        skel = draw_skeleton(kp, rw, rh)
-                        top = np.concatenate([np.repeat(dep[..., None], 3, axis=-1), fb.normal], axis=1)
-                        bottom = np.concatenate([sem, skel], axis=1)
+                    part = np.clip(fb.part, -1, 24) + 1
+                    if grid:  # tiles written in place: depth | normal over semantic | skeleton
                         frame = np.zeros((height, width, 3), dtype=np.uint8)
-                        frame[: 2 * rh, : 2 * rw] = np.concatenate([top, bottom], axis=0)
+                        dep = (depth_to_image(fb.depth) * 255.0 + 0.5).astype(np.uint8)
+                        frame[:rh, :rw] = dep[..., None]
+                        frame[:rh, rw : 2 * rw] = fb.normal
+                        np.take(sem_lut, part, axis=0, out=frame[rh : 2 * rh, :rw])
+                        draw_skeleton(kp, rw, rh, canvas=frame[rh : 2 * rh, rw : 2 * rw])
                     else:
-                        base = style.split("+")[0]
                         if base == "semantic_map":
-                            frame = sem
-                        elif base == "normal":
-                            frame = fb.normal.copy()
+                            frame = np.take(sem_lut, part, axis=0)
                         else:
-                            dep = (depth_to_image(fb.depth) * 255.0 + 0.5).astype(np.uint8)
-                            frame = np.repeat(dep[..., None], 3, axis=-1)
-                        frame[~mask] = bg
+                            if base == "normal":
+                                frame = fb.normal.copy()
+                            else:
+                                dep = (depth_to_image(fb.depth) * 255.0 + 0.5).astype(np.uint8)
+                                frame = np.repeat(dep[..., None], 3, axis=-1)
+                            frame[part == 0] = bg
                         if style.endswith("+skeleton"):
-                            frame = draw_skeleton(kp, rw, rh, canvas=np.ascontiguousarray(frame))
+                            draw_skeleton(kp, rw, rh, canvas=frame)
                 yield frame
                 if progress is not None:
                     progress(start + k + 1, n)
