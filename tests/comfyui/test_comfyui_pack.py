@@ -108,3 +108,11 @@ def test_example_workflows_are_in_the_template_browser(comfy: ComfyServer) -> No
     for name in expected:
         served = comfy.get_json(f"/api/workflow_templates/{PACK_DIR_NAME}/{name}.json")
         assert served == json.loads((WORKFLOWS / f"{name}.json").read_text())
+
+
+def test_web_extension_is_served(comfy: ComfyServer) -> None:
+    """WEB_DIRECTORY's scripts are listed for the frontend to load, and served."""
+    url = f"/extensions/{PACK_DIR_NAME}/js/stm2pe_audio_upload.js"
+    assert url in comfy.get_json("/extensions")
+    status, body = comfy._request(url)
+    assert status == 200 and b"STM2PE.AudioUpload" in body
