@@ -35,7 +35,7 @@ from stm2pe_core.types import Motion, Music
 from .body import DOF_INDEX, DOF_NAMES, NEUTRAL, clamp, dofs_to_poses, ground_and_lock
 from .moves import AFFINITY, BOTH, MOVE_NAMES, MOVES, Params
 
-TEACHER_VERSION = "teacher/2"
+TEACHER_VERSION = "teacher/3"
 PHRASE_BEATS = 8
 PALETTE = 4  # moves per song
 # fixed descriptor scales (not per song, so loud/bright songs differ from quiet/dark ones)
@@ -220,7 +220,7 @@ def choreograph_full(music: Music, seed: int | None = None) -> Choreography:
         recent.append(move)
         energy = 0.75 + 0.2 * (z[0] + rel) + (0.15 * float(rng.standard_normal()) if rng is not None else 0.0)
         params = Params(
-            amp=float(np.clip(song_amp * energy * (1.0 if tempo < 140 else 140.0 / tempo), 0.45, 1.3)),
+            amp=float(np.clip(song_amp * energy * np.clip(115.0 / tempo, 0.85, 1.3), 0.6, 1.4)),
             arm=float(np.clip(0.5 + 0.3 * z[1], 0.0, 1.0)),
             side=song_side if recent.count(move) % 2 == 1 else -song_side,
             lean=float(np.clip(0.5 + 0.35 * z[3], 0.0, 1.0)),

@@ -60,14 +60,14 @@ def bounce(k: int, p: Params) -> tuple[dict, int]:
     down = k % 2 == 0
     d = _both({}, knee=(28 if down else 6) * a, hip_flex=(18 if down else 3) * a, ankle=(-12 if down else 0) * a)
     d.update(lean=(10 if down else 2) * a + 8 * p.lean, nod=(8 if down else -3) * a)
-    d = _both(d, sh_abd=15 + 20 * p.arm, elbow=40 + 30 * a * down, sh_flex=15 * a * down)
+    d = _both(d, sh_abd=15 + 20 * p.arm + 15 * a * down, elbow=30 + 60 * a * down, sh_flex=40 * a * down)
     return d, BOTH
 
 
 def step_touch(k: int, p: Params) -> tuple[dict, int]:
     a = p.amp * p.accent
     if k % 2 == 1:
-        d = _both({}, knee=18 * a, hip_flex=12 * a, elbow=50, sh_abd=20, sh_flex=10)
+        d = _both({}, knee=18 * a, hip_flex=12 * a, elbow=85, sh_abd=20, sh_flex=45 * a)
         return d, BOTH
     act, oth = _sides(p, k // 2)
     d = {
@@ -151,6 +151,7 @@ def hip_sway(k: int, p: Params) -> tuple[dict, int]:
         oth + "ankle": 10,
     }
     d = _both(d, sh_abd=25 + 25 * p.arm, elbow=80, sh_flex=25)
+    d.update({act + "sh_abd": 50 + 40 * p.arm, act + "elbow": 40})
     return d, _stance_of(act)
 
 
@@ -194,9 +195,9 @@ def body_roll(k: int, p: Params) -> tuple[dict, int]:
         {"lean": lean + 6 * p.lean, "pitch": pitch, "nod": (15, -5, -10, 0)[phase] * a},
         knee=knee,
         hip_flex=knee * 0.7,
-        sh_abd=20 + 15 * p.arm,
-        elbow=70,
-        sh_flex=20,
+        sh_abd=(20, 50, 30, 65)[phase] * a + 15 * p.arm,
+        elbow=(70, 35, 100, 45)[phase],
+        sh_flex=(25, 50, 5, 30)[phase] * a,
     )
     return d, BOTH
 
@@ -205,8 +206,8 @@ def shoulder_pop(k: int, p: Params) -> tuple[dict, int]:
     a = p.amp * p.accent
     act, oth = _sides(p, k)
     d = {act + "shrug": 25 * a, oth + "shrug": -5, "tilt": (-6 if act == "l_" else 6) * a}
-    d = _both(d, sh_abd=20, elbow=85, sh_flex=30, knee=14 * a, hip_flex=8 * a)
-    d[act + "elbow"] = 95
+    d = _both(d, sh_abd=20, elbow=85, sh_flex=30, knee=18 * a, hip_flex=10 * a)
+    d.update({act + "elbow": 110, act + "sh_abd": 35 + 20 * p.arm, "twist": (12 if act == "l_" else -12) * a})
     return d, BOTH
 
 
