@@ -88,6 +88,14 @@ def test_reader_songs_and_clips(corpus):
     song = songs[[x["name"] for x in (songs[0], songs[1])].index(c["name"])]
     assert np.array_equal(c["poses"], song["poses"][c["start"] : c["start"] + CLIP_FRAMES])
     assert len(ShardDataset(out, split="heldout")) == 0
+    import torch
+
+    from training.sdgpip import collate
+
+    loader = torch.utils.data.DataLoader(clips, batch_size=3, shuffle=False, collate_fn=collate)
+    batch = next(iter(loader))
+    assert batch["rot6d"].shape == (3, CLIP_FRAMES, 24, 6) and batch["features"].dtype == torch.float32
+    assert isinstance(clips, torch.utils.data.Dataset) and len(batch["beat_times"]) == 3
 
 
 @pytest.mark.slow

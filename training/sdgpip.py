@@ -338,8 +338,17 @@ def write_manifest(out: Path, args: dict, n_shards: int) -> dict:
 # ----------------------------------------------------------------------------- reading
 
 
-class ShardDataset:
-    """A torch-style Dataset over a corpus folder (one or more SDGPip outputs).
+def _torch_dataset_base() -> type:
+    try:
+        from torch.utils.data import Dataset
+
+        return Dataset
+    except ImportError:  # reading shards does not need torch
+        return object
+
+
+class ShardDataset(_torch_dataset_base()):  # type: ignore[misc]
+    """A torch Dataset over a corpus folder (one or more SDGPip outputs).
 
     ``clip_frames=None`` (default): one item per whole song; otherwise 5-second slices
     (``clip_frames`` frames every ``stride`` frames). Items are dicts of numpy arrays (float32
@@ -426,6 +435,20 @@ class ShardDataset:
             "split": meta["split"],
             "start": start,
         }
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch equal-length items (clips) as torch tensors; ``beat_times``, ``name``, ``split``
+    stay lists (their lengths differ). Use as ``DataLoader(ds, collate_fn=collate)``."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for k in items[0]:
+        if k in ("beat_times", "name", "split"):
+            out[k] = [it[k] for it in items]
+        else:
+            out[k] = torch.as_tensor(np.stack([np.asarray(it[k]) for it in items]))
+    return out
 
 
 # ----------------------------------------------------------------------------- CLI
