@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,7 @@ class DanceResult:
     timings: dict[str, float] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # files that would enable the photoreal video
     notes: list[str] = field(default_factory=list)
+    photoreal_guidance: str = ""  # the --guidance that ``missing`` is for
 
 
 # ---- which files the photoreal video needs ------------------------------------------------------
@@ -133,9 +134,9 @@ def _m2penc_guidance_problem(model: Any) -> str | None:
     if has_trained_guidance(model):
         return None
     return (
-        "the M2PEnc weights have no trained pose-guidance head (the bundled default ships without one), so "
-        "--guidance m2penc cannot drive the photoreal video: use --guidance PDNS (SMPL maps -> CHAMP guidance "
-        "encoders) or M2PEnc weights trained with guidance targets (--m2penc FILE)"
+        "--guidance m2penc needs M2PEnc weights with a trained pose-guidance head (the bundled default has none; "
+        "train one with guidance targets and pass --m2penc FILE); with these weights the photoreal video uses "
+        "--guidance PDNS (the dance rendered as SMPL maps -> CHAMP's guidance encoders)"
     )
 
 
@@ -206,11 +207,17 @@ def dance(request: DanceRequest, progress: Progress | None = None) -> DanceResul
     timer.lap("features")
 
     notes: list[str] = []
+    photoreal_guidance = request.guidance
     if request.guidance == "m2penc":
         problem = _m2penc_guidance_problem(model)
         if problem:
             notes.append(problem)
-    if request.image is not None and not missing and not notes:
+            photoreal_guidance = "PDNS"  # the route these weights can take: list its files
+            missing = missing_photoreal_files(tree, photoreal_guidance)
+    if request.image is not None and not missing:
+        if photoreal_guidance != request.guidance:
+            log.warning("STM2PE: these M2PEnc weights have no guidance head; using --guidance %s", photoreal_guidance)
+            request = replace(request, guidance=photoreal_guidance)
         return _photoreal(request, tree, model, loaded.music, features, audio, timer, progress)
     if request.image is not None:
         notes.insert(0, "a photo was given but the photoreal video cannot be made yet; writing the guidance preview")
@@ -227,6 +234,7 @@ def dance(request: DanceRequest, progress: Progress | None = None) -> DanceResul
         timings=timer.times,
         missing=missing,
         notes=notes,
+        photoreal_guidance=photoreal_guidance,
     )
 
 
@@ -532,9 +540,10 @@ def _cli(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     if result.mode == "preview" and result.missing:
         where = req.models or "--models DIR (or $STM2PE_MODELS)"
-        print(
-            f"This is the guidance preview. For the photoreal video pass --image PHOTO and put these files under {where}:"
+        opts = "--image PHOTO" + (
+            f" --guidance {result.photoreal_guidance}" if result.photoreal_guidance != req.guidance else ""
         )
+        print(f"This is the guidance preview. For the photoreal video pass {opts} and put these files under {where}:")
         for line in result.missing:
             print(f"  - {line}")
         print(

@@ -81,7 +81,8 @@ def test_preview_video_has_every_frame_and_the_music(tmp_path, song, tiny_m2penc
         "clip_vision/image_encoder",
     ):
         assert str(tmp_path / "models" / f) in names
-    assert any("no trained pose-guidance head" in note for note in res.notes)
+    assert any("trained pose-guidance head" in note for note in res.notes) and res.photoreal_guidance == "PDNS"
+    assert any("guidance_encoder_semantic_map" in m for m in res.missing)  # the route these weights can take
 
 
 def test_excerpt_offset_and_seconds(tmp_path, song, tiny_m2penc, monkeypatch):

@@ -121,6 +121,22 @@ def test_photoreal_with_m2penc_guidance_head(tmp_path, song, photo, monkeypatch)
     assert res.mode == "photoreal" and video_info(out).frames == 15
 
 
+@pytest.mark.slow
+def test_default_guidance_without_guidance_head_uses_rendered_maps(tmp_path, song, tiny_m2penc, photo, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("STM2PE_CACHE", str(tmp_path / "cache"))
+    asked = []
+    monkeypatch.setattr(
+        pipeline, "load_photoreal", lambda tree, guidance, device: asked.append(guidance) or tiny_stack(guidance)
+    )
+    res = pipeline.dance(
+        pipeline.DanceRequest(
+            music=song, out=tmp_path / "d.mp4", image=photo, models=_models_tree(tmp_path / "models", "PDNS"),
+            m2penc=str(tiny_m2penc), size=64, steps=1, seconds=1.0, segment_frames=15,
+        )
+    )  # fmt: skip
+    assert res.mode == "photoreal" and asked == ["PDNS"] and video_info(tmp_path / "d.mp4").frames == 15
+
+
 def test_photo_without_model_files_falls_back_to_the_preview(tmp_path, song, tiny_m2penc, photo, monkeypatch):  # noqa: F811
     monkeypatch.setenv("STM2PE_CACHE", str(tmp_path / "cache"))
     res = pipeline.dance(
