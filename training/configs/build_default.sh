@@ -18,7 +18,7 @@ t0=$(date +%s)
 [ -f "$CORPUS/heldout/manifest.json" ] || python -m training sdgpip --synth 16 --split heldout --seed 0 --min-seconds 20 --max-seconds 40 --out "$CORPUS/heldout" --workers "$WORKERS"
 # more training songs (another seed); a run cut by the timeout writes no manifest and is ignored
 if [ "$EXTRA" -gt 0 ] && [ ! -f "$CORPUS/train_extra/manifest.json" ]; then
-  timeout "${EXTRA_TIMEOUT:-150}" python -m training sdgpip --synth "$EXTRA" --split train --seed 1 --min-seconds 20 --max-seconds 40 --out "$CORPUS/train_extra" --workers "$WORKERS" \
+  timeout "${EXTRA_TIMEOUT:-150}" python -m training sdgpip --synth "$EXTRA" --split train --seed 1 --min-seconds 20 --max-seconds 40 --out "$CORPUS/train_extra" --workers "$WORKERS" --songs-per-shard 4 \
     || echo "extra corpus not finished; training on the rest"
 fi
 echo "corpus ready after $(( $(date +%s) - t0 )) s"
