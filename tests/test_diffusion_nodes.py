@@ -43,6 +43,7 @@ def _clip_cfg(dim):
     }
 
 
+@pytest.mark.slow
 def test_nodes_photo_to_segment(models):
     from pack_loader import pack_submodule
 
@@ -70,7 +71,7 @@ def test_pose_guidance_path_and_frame_range(models):
     from stm2pe_core.diffusion.sampling import denoise_video_segment
 
     ref = reference_from_image(models, np.random.rand(64, 64, 3).astype(np.float32), 64, 64)
-    pg = PoseGuidance(features=torch.randn(10, 64, 16, 16) * 0.1, fps=15.0, origin="m2penc")  # resized to 8x8
+    pg = PoseGuidance(features=torch.randn(10, 32, 16, 16) * 0.1, fps=15.0, origin="m2penc")  # resized to 8x8
     seg, frames = denoise_video_segment(models, ref, pose_guidance=pg, start_frame=7, num_frames=0, steps=1)
     assert (seg.start, seg.stop) == (7, 10) and seg.latents.shape[2] == 3 and frames is None
     with pytest.raises(InputError, match="outside"):

@@ -87,6 +87,7 @@ def tiny():
     return cfg, ref, den
 
 
+@pytest.mark.slow
 def test_tiny_shape_flow_and_bank(tiny):
     cfg, ref, den = tiny
     latent = torch.randn(1, 4, 16, 24)
@@ -95,12 +96,12 @@ def test_tiny_shape_flow_and_bank(tiny):
     assert bank.writes == 1
     assert len(bank.tokens) == 16  # every spatial transformer block of SD1.5's layout
     widths = sorted({v.shape[-1] for v in bank.tokens.values()})
-    assert widths == [64, 128]
-    assert bank.tokens["down_blocks.0.attentions.0.transformer_blocks.0"].shape == (1, 16 * 24, 64)
-    assert bank.tokens["up_blocks.3.attentions.2.transformer_blocks.0"].shape == (1, 16 * 24, 64)
-    assert bank.tokens["mid_block.attentions.0.transformer_blocks.0"].shape == (1, 2 * 3, 128)
+    assert widths == [32, 64]
+    assert bank.tokens["down_blocks.0.attentions.0.transformer_blocks.0"].shape == (1, 16 * 24, 32)
+    assert bank.tokens["up_blocks.3.attentions.2.transformer_blocks.0"].shape == (1, 16 * 24, 32)
+    assert bank.tokens["mid_block.attentions.0.transformer_blocks.0"].shape == (1, 2 * 3, 64)
     x = torch.randn(2, 4, 5, 16, 24)
-    g = torch.randn(2, 64, 5, 16, 24)
+    g = torch.randn(2, 32, 5, 16, 24)
     with torch.no_grad():
         y = den(x, 999, ctx.expand(2, -1, -1), g, reference=bank)
     assert y.shape == (2, 4, 5, 16, 24)
@@ -108,6 +109,7 @@ def test_tiny_shape_flow_and_bank(tiny):
     assert den._ref.mode == "off"  # state reset after the call
 
 
+@pytest.mark.slow
 def test_2d_path_equals_diffusers_unet_per_frame(tiny):
     """With motion modules at their zero-initialised identity and no reference, the denoising
     UNet is diffusers' SD UNet applied to every frame (guidance added after conv_in)."""
@@ -121,7 +123,7 @@ def test_2d_path_equals_diffusers_unet_per_frame(tiny):
     base.load_state_dict({k: v for k, v in den.state_dict().items() if ".motion_modules." not in k}, strict=True)
     x = torch.randn(1, 4, 3, 16, 16)
     ctx = torch.randn(1, 1, cfg["cross_attention_dim"])
-    g = torch.randn(1, 64, 3, 16, 16)
+    g = torch.randn(1, 32, 3, 16, 16)
     with torch.no_grad():
         y = den(x, 500, ctx, g)
         # conv_in + guidance == conv_in with the guidance folded into its bias per frame
@@ -238,7 +240,7 @@ def test_batched_cfg_uncond_half_has_no_reference(tiny):
     ctx = torch.randn(1, 1, cfg["cross_attention_dim"])
     bank = ref.write_bank(torch.randn(1, 4, 16, 16), ctx)
     x = torch.randn(1, 4, 3, 16, 16)
-    g = torch.randn(1, 64, 3, 16, 16)
+    g = torch.randn(1, 32, 3, 16, 16)
     zero = torch.zeros_like(ctx)
     with torch.no_grad():
         both = den(torch.cat([x, x]), 700, torch.cat([zero, ctx]), torch.cat([g, g]), reference=bank, uncond_videos=1)
@@ -250,6 +252,7 @@ def test_batched_cfg_uncond_half_has_no_reference(tiny):
     assert (cond - no_ref).abs().max() > 1e-4  # the reference does change the prediction
 
 
+@pytest.mark.slow
 def test_fused_qkv_same_outputs_and_keys(tiny):
     from stm2pe_core.models.reference_attention import fuse_qkv
 

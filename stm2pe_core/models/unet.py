@@ -39,7 +39,7 @@ def sd15_unet_config(**overrides: Any) -> dict[str, Any]:
 def tiny_unet_config() -> dict[str, Any]:
     """A few-channel UNet with SD1.5's block layout, for CPU tests."""
     return sd15_unet_config(
-        block_out_channels=[64, 64, 128, 128], norm_num_groups=32, cross_attention_dim=16, attention_head_dim=2
+        block_out_channels=[32, 32, 64, 64], norm_num_groups=32, cross_attention_dim=16, attention_head_dim=2
     )
 
 
