@@ -155,8 +155,7 @@ def test_request_validation():
 @pytest.mark.slow
 def test_readme_main_command_with_nothing_downloaded(tmp_path):
     """`python -m stm2pe_core dance --music stm2pe_core/assets/demo_song.ogg --out dance.mp4` (README)."""
-    if not BUNDLED.is_file():
-        pytest.skip("the bundled M2PEnc is not committed yet")
+    assert BUNDLED.is_file(), f"{BUNDLED} is missing: the README's main command cannot work without it"
     env = {"STM2PE_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     env.pop("STM2PE_MODELS", None)
     proc = subprocess.run(
