@@ -18,11 +18,25 @@ POSE_GUIDANCE = "STM2PE_POSE_GUIDANCE"
 GUIDANCE_MAPS = "STM2PE_GUIDANCE_MAPS"
 
 
-def _tree() -> ModelTree:
+def _trees() -> list[ModelTree]:
+    """ComfyUI's models/ plus every extra root registered for our folders (extra_model_paths.yaml)."""
+    roots: list[Path] = []
     root = models_root()
-    if root is None and os.environ.get("STM2PE_MODELS"):
-        root = Path(os.environ["STM2PE_MODELS"])
-    return ModelTree(root)
+    if root is not None:
+        roots.append(root)
+    try:
+        import folder_paths
+
+        for key in ("champ", "vae", "clip_vision"):
+            for p in folder_paths.get_folder_paths(key):
+                parent = Path(p).parent
+                if Path(p).name == key and parent not in roots:
+                    roots.append(parent)
+    except (ImportError, KeyError):
+        pass
+    if os.environ.get("STM2PE_MODELS"):
+        roots.append(Path(os.environ["STM2PE_MODELS"]))
+    return [ModelTree(r) for r in roots] or [ModelTree(None)]
 
 
 def _progress(total: int):
@@ -78,7 +92,7 @@ class STM2PELoadModels:
         enc = guidance_encoders != "none"
         return (
             load_models(
-                _tree(),
+                _trees(),
                 dtype=dtype,
                 device=device,
                 offload=offload,

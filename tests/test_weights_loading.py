@@ -122,3 +122,17 @@ def test_check_models_reports_present_missing_invalid(tmp_path, capsys):
     rc = cli_main(["check-models", "--models", str(tmp_path)])
     out = capsys.readouterr().out
     assert rc == 1 and "guidance_encoder_depth" in out and "missing" in out
+
+
+def test_locate_searches_several_model_roots(tmp_path):
+    from stm2pe_core.weights.champ import locate, require
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    (b / "champ").mkdir(parents=True)
+    (b / "champ" / "guidance_encoder_depth.pth").write_bytes(b"x")
+    (b / "champ" / "image_encoder").mkdir()  # CHAMP's own layout for the CLIP image encoder
+    trees = [ModelTree(a), ModelTree(b)]
+    assert locate(trees, "guidance_encoder_depth") == b / "champ" / "guidance_encoder_depth.pth"
+    assert locate(trees, "image_encoder") == b / "champ" / "image_encoder"
+    with pytest.raises(MissingModelError, match=str(a / "champ")):
+        require(trees, "reference_unet")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,20 +49,31 @@ for _t in GUIDANCE_TYPES:
     )
 
 
-def locate(tree: ModelTree, slot: str) -> Path | None:
+Trees = ModelTree | Sequence[ModelTree]
+
+
+def _trees(tree: Trees) -> list[ModelTree]:
+    return [tree] if isinstance(tree, ModelTree) else list(tree) or [ModelTree(None)]
+
+
+def locate(tree: Trees, slot: str) -> Path | None:
+    """First match of ``slot`` in the model tree(s) (ComfyUI may register several model roots)."""
     key, names, _ = SLOTS[slot]
-    found = tree.find(key, names)
-    if found is None and slot == "image_encoder":  # CHAMP's own layout: pretrained_models/image_encoder
-        found = tree.find("champ", ("image_encoder",))
-    return found
+    for t in _trees(tree):
+        found = t.find(key, names)
+        if found is None and slot == "image_encoder":  # CHAMP's own layout: pretrained_models/image_encoder
+            found = t.find("champ", ("image_encoder",))
+        if found is not None:
+            return found
+    return None
 
 
-def require(tree: ModelTree, slot: str) -> Path:
+def require(tree: Trees, slot: str) -> Path:
     found = locate(tree, slot)
     if found is not None:
         return found
     key, names, what = SLOTS[slot]
-    return tree.require(key, names, what)  # raises MissingModelError naming folder and files
+    return _trees(tree)[0].require(key, names, what)  # raises MissingModelError naming folder and files
 
 
 @dataclass
@@ -149,7 +160,7 @@ def _shapes(sd: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
 
 
 def load_models(
-    tree: ModelTree,
+    tree: Trees,
     *,
     dtype: str | torch.dtype = "fp16",
     device: str | torch.device = "auto",
@@ -203,14 +214,14 @@ class SlotReport:
     detail: str = ""
 
 
-def check_models(tree: ModelTree, slots: list[str] | None = None, deep: bool = True) -> list[SlotReport]:
+def check_models(tree: Trees, slots: list[str] | None = None, deep: bool = True) -> list[SlotReport]:
     """Which model files are present, missing or invalid (keys/shapes checked without building weights)."""
     reports = []
     for slot in slots or list(SLOTS):
         path = locate(tree, slot)
         if path is None:
             key, names, what = SLOTS[slot]
-            where = tree.folder(key) or f"<models>/{key}"
+            where = _trees(tree)[0].folder(key) or f"<models>/{key}"
             reports.append(SlotReport(slot, "missing", None, f"{what}: put {names[-1]} in {where}"))
             continue
         if not deep:
