@@ -143,3 +143,29 @@ def test_music_folder_with_motion_files(tmp_path):
     assert np.allclose(by_name["b"]["poses"][:, 18, 1], -1.0)
     assert by_name["b"]["poses"].shape[0] == 90
     assert by_name["a"]["poses"].shape[0] == 90 and np.abs(by_name["a"]["poses"]).max() > 0.3  # the teacher danced
+
+
+@pytest.mark.slow
+def test_guidance_maps_only_with_weights_or_when_asked(tmp_path):
+    from training.sdgpip import guidance_weights_present
+
+    models = tmp_path / "models"
+    assert not guidance_weights_present(str(models))
+    (models / "champ").mkdir(parents=True)
+    (models / "champ" / "guidance_encoder_depth.pth").write_bytes(b"")
+    assert guidance_weights_present(str(models))
+    try:
+        from stm2pe_core.render import gl
+
+        gl.prepare()
+        import pyrender  # noqa: F401
+    except Exception:  # noqa: BLE001
+        pytest.skip("no offscreen OpenGL here")
+    man = generate(tmp_path / "out", synth=1, min_seconds=6.0, max_seconds=6.5, maps_size=32, workers=1)
+    assert man["guidance_maps"] == {"size": 32, "names": ["depth", "dwpose", "normal", "semantic_map"]}
+    item = ShardDataset(tmp_path / "out")[0]
+    n = item["poses"].shape[0]
+    for name in ("depth", "normal", "semantic_map", "dwpose"):
+        m = item[f"map_{name}"]
+        assert m.shape == (n, 32, 32, 3) and m.dtype == np.uint8
+        assert 0.02 < (m.max(-1) > 0).mean() < 0.6  # a body on a black background

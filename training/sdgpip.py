@@ -21,6 +21,11 @@ betas              (S, 10)             float32  shape per song (zeros for the te
 song_offsets       (S + 1,)            int64    song s = frames [off[s], off[s+1])
 beat_times         (B,)                float32  all songs' beats (seconds from song start)
 beat_offsets       (S + 1,)            int64    song s = beat_times[boff[s]:boff[s+1]]
+map_<name>         (F, M, M, 3)        uint8    only with CHAMP guidance-encoder weights (or
+                                                ``--maps-size M``): depth / normal /
+                                                semantic_map / dwpose rendered at M x M (default
+                                                128) with the same camera scaled, for computing
+                                                guidance-feature targets in training
 =================  ==================  =======  =============================================
 
 F = total frames in the shard, S = songs. Derived by :class:`ShardDataset` on read: ``rot6d``
@@ -63,6 +68,7 @@ ARRAYS = {
     "song_offsets": "(S + 1,) int64 frame ranges of the songs",
     "beat_times": "(B,) float32 seconds from each song's start",
     "beat_offsets": "(S + 1,) int64 beat ranges of the songs",
+    "map_<name>": "(F, M, M, 3) uint8 guidance maps (only when stored; manifest guidance_maps)",
 }
 
 
@@ -173,7 +179,9 @@ def _make_song(src: dict, args: dict, camera: Any) -> dict:
     trans = np.asarray(motion.trans[:n], np.float32)
     joints = forward_kinematics(poses.astype(np.float64), trans.astype(np.float64))
     meta.update(split=split, n_frames=int(n), tempo=float(music.tempo))
+    maps = _guidance_maps(poses, trans, motion.betas, fps, args) if args.get("maps_size") else {}
     return {
+        **maps,
         "features": feats.features[:n].astype(np.float16),
         "poses": poses,
         "trans": trans,
@@ -185,6 +193,31 @@ def _make_song(src: dict, args: dict, camera: Any) -> dict:
         "columns": [list(c) for c in feats.columns],
         "kind": feats.kind,
     }
+
+
+def guidance_weights_present(models: str | None) -> bool:
+    """CHAMP guidance-encoder weights under ``models/champ`` (then maps are worth storing)."""
+    return bool(models) and any((Path(models) / "champ").glob("guidance_encoder_*"))
+
+
+def _guidance_maps(poses: np.ndarray, trans: np.ndarray, betas: np.ndarray, fps: float, args: dict) -> dict:
+    """CHAMP guidance maps of the motion at a reduced size (``maps_size``), uint8, same fixed
+    camera as the keypoints (scaled), stored as ``map_<name>`` (F, S, S, 3)."""
+    from stm2pe_core.render.api import render_motion
+    from stm2pe_core.types import Motion
+
+    size = int(args["maps_size"])
+    smpl_dir = Path(args["models"]) / "smpl" if args.get("models") else None
+    res = render_motion(
+        Motion(poses, trans, np.asarray(betas, np.float32), fps),
+        width=size,
+        height=size,
+        maps=tuple(args.get("maps") or ("depth", "normal", "semantic_map", "dwpose")),
+        camera_mode="json",
+        camera_json=default_camera(size).to_json(),
+        smpl_dir=smpl_dir if smpl_dir is not None and smpl_dir.is_dir() else None,
+    )
+    return {f"map_{k}": np.clip(np.round(v * 255.0), 0, 255).astype(np.uint8) for k, v in res.maps.maps.items()}
 
 
 def _shard_name(i: int) -> str:
@@ -202,10 +235,9 @@ def _write_shard(job: tuple[int, list[dict], dict]) -> dict:
     songs = [_make_song(s, args, camera) for s in sources]
     frames = np.cumsum([0] + [len(s["poses"]) for s in songs]).astype(np.int64)
     beats = np.cumsum([0] + [len(s["beat_times"]) for s in songs]).astype(np.int64)
-    arrays = {
-        k: np.ascontiguousarray(np.concatenate([s[k] for s in songs], 0))
-        for k in ("features", "poses", "trans", "keypoints", "contacts", "beat_times")
-    }
+    keys = ["features", "poses", "trans", "keypoints", "contacts", "beat_times"]
+    keys += sorted(k for k in songs[0] if k.startswith("map_"))
+    arrays = {k: np.ascontiguousarray(np.concatenate([s[k] for s in songs], 0)) for k in keys}
     arrays["betas"] = np.stack([s["betas"] for s in songs]).astype(np.float32)
     arrays["song_offsets"] = frames
     arrays["beat_offsets"] = beats
@@ -221,6 +253,7 @@ def _write_shard(job: tuple[int, list[dict], dict]) -> dict:
         "feature_kind": songs[0]["kind"],
         "feature_columns": songs[0]["columns"],
         "feature_dim": int(arrays["features"].shape[1]),
+        "map_names": [k for k in arrays if k.startswith("map_")],
         "seconds": round(time.time() - t0, 2),
     }
     tmp = out / f"{name}.json.part"
@@ -250,6 +283,8 @@ def generate(
     fps: float = DEFAULT_FPS,
     min_seconds: float = 20.0,
     max_seconds: float = 60.0,
+    models: str | None = None,
+    maps_size: int | None = None,
     progress: Any = None,
 ) -> dict:
     """Build (or finish) a corpus in ``out``; returns the manifest."""
@@ -268,6 +303,8 @@ def generate(
         "no_beat": no_beat,
         "write_audio": write_audio,
         "fps": fps,
+        "models": models,
+        "maps_size": (128 if guidance_weights_present(models) else 0) if maps_size is None else int(maps_size),
         "min_seconds": min_seconds,
         "max_seconds": max_seconds,
         "stride_frames": max(1, int(round(stride * fps))),
@@ -316,6 +353,7 @@ def write_manifest(out: Path, args: dict, n_shards: int) -> dict:
         "image_size": [IMAGE_SIZE, IMAGE_SIZE],
         "camera": json.loads(default_camera().to_json()),
         "keypoint_format": "openpose18",
+        "guidance_maps": {"size": args.get("maps_size", 0), "names": [k[4:] for k in first.get("map_names", [])]},
         "arrays": ARRAYS,
         "derived_on_read": {
             "rot6d": "(F, 24, 6) first two rows of R",
@@ -430,6 +468,7 @@ class ShardDataset(_torch_dataset_base()):  # type: ignore[misc]
             "contacts": a["contacts"][sl],
             "betas": a["betas"][k].astype(np.float32),
             "beat_times": beats,
+            **{k: a[k][sl] for k in a if k.startswith("map_")},  # uint8 (n, S, S, 3) when stored
             "image_size": np.array(self.image_size),
             "name": meta["name"],
             "split": meta["split"],
@@ -473,6 +512,8 @@ def _cmd(args: argparse.Namespace) -> int:
         write_audio=args.write_audio,
         min_seconds=args.min_seconds,
         max_seconds=args.max_seconds,
+        models=args.models,
+        maps_size=args.maps_size,
         progress=tqdm_progress("SDGPip shards", disable=False),
     )
     print(
@@ -499,6 +540,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--features", choices=("librosa", "jukebox"), default="librosa")
     p.add_argument("--no-beat-channel", action="store_true")
+    p.add_argument(
+        "--models", default=None, help="models folder; with champ/guidance_encoder_* present, guidance maps are stored"
+    )
+    p.add_argument(
+        "--maps-size",
+        type=int,
+        default=None,
+        help="store CHAMP guidance maps at SxS uint8 (default: 128 when guidance-encoder weights are found, else none; 0 = never)",
+    )
     p.add_argument("--min-seconds", type=float, default=20.0, help="synth song length range")
     p.add_argument("--max-seconds", type=float, default=60.0)
     p.add_argument("--write-audio", action="store_true", help="also write the synth songs as ogg under OUT/music")
