@@ -1,7 +1,11 @@
 """SDGPip: the synthetic data generation pipeline for M2PEnc stage 1.
 
 music (files or the procedural synth) + motion (the choreography teacher, or motion files with
-the same stem: AIST++ / EDGE pickles, npz) -> per-song arrays at 15 fps, written as shards.
+the same stem: AIST++ / EDGE pickles, npz, read by ``stm2pe_core.body.motion.load_motion`` and
+resampled to 15 fps) -> per-song arrays at 15 fps, written as shards. Music and motion are paired
+by identical file stem and assumed to start together, as in EDGE's ``wavs/<seq>.wav`` +
+``motions/<seq>.pkl`` layout (raw AIST++ names one music file per many sequences: copy or link
+the music per sequence first).
 
 Shard layout (``shard_00000.safetensors`` + ``shard_00000.json``; documented again in the
 manifest). Songs are stored whole (their frames stacked), not as overlapping 5-second slices,
@@ -132,7 +136,7 @@ def _song_sources(args: dict) -> list[dict]:
 def _find_motion(motions: str | None, stem: str) -> Path | None:
     if not motions:
         return None
-    for ext in (".pkl", ".npz", ".npy"):
+    for ext in (".pkl", ".pickle", ".npz"):
         p = Path(motions) / f"{stem}{ext}"
         if p.is_file():
             return p
