@@ -286,7 +286,9 @@ def _cmd(args: argparse.Namespace) -> int:
 
     music = load_music(args.music, offset=args.offset, duration=args.duration or None).music
     ch = choreograph_full(music, args.seed)
-    np.savez(args.out, poses=ch.motion.poses, trans=ch.motion.trans, betas=ch.motion.betas, fps=ch.motion.fps)
+    from stm2pe_core.body.motion import save_motion
+
+    save_motion(ch.motion, args.out)  # the STM2PE .npz form: Load Motion / render read it
     print(f"{args.out}: {ch.motion.n_frames} frames; moves " + ", ".join(p.move for p in ch.phrases))
     return 0
 
