@@ -222,7 +222,8 @@ def check_models(tree: Trees, slots: list[str] | None = None, deep: bool = True)
         if path is None:
             key, names, what = SLOTS[slot]
             where = _trees(tree)[0].folder(key) or f"<models>/{key}"
-            reports.append(SlotReport(slot, "missing", None, f"{what}: put {names[-1]} in {where}"))
+            hint = f"{names[0]}/ (folder) or {names[1]}" if key in ("vae", "clip_vision") else names[-1]
+            reports.append(SlotReport(slot, "missing", None, f"{what}: put {hint} in {where}"))
             continue
         if not deep:
             reports.append(SlotReport(slot, "ok", str(path)))
