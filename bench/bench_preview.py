@@ -58,7 +58,18 @@ def main() -> int:
         env = {**os.environ, "STM2PE_CACHE": str(Path(tmp) / "cache")}  # a cold feature cache, as on a fresh machine
         for i in range(args.repeat):
             out = Path(tmp) / f"dance{i}.mp4"
-            cmd = [sys.executable, "-m", "stm2pe_core", "-v", "dance", "--music", str(song), "--out", str(out), *args.extra]
+            cmd = [
+                sys.executable,
+                "-m",
+                "stm2pe_core",
+                "-v",
+                "dance",
+                "--music",
+                str(song),
+                "--out",
+                str(out),
+                *args.extra,
+            ]
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             load = os.getloadavg()[0]
             t0 = time.perf_counter()
