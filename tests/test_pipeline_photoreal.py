@@ -87,16 +87,16 @@ def test_photoreal_with_rendered_pose_guidance(tmp_path, song, tiny_m2penc, phot
     res = pipeline.dance(
         pipeline.DanceRequest(
             music=song, out=out, image=photo, models=models, guidance="P", m2penc=str(tiny_m2penc),
-            size=64, steps=2, seconds=2.0, segment_frames=12, overlap=4, device="cpu",
+            size=64, steps=1, seconds=1.6, segment_frames=12, overlap=4, device="cpu",
         ),
         progress=lambda d, t: seen.append((d, t)),
     )  # fmt: skip
-    assert res.mode == "photoreal" and res.n_frames == 30
+    assert res.mode == "photoreal" and res.n_frames == 24
     info = video_info(out)
-    assert (info.frames, info.width, info.height) == (30, 64, 64)
-    assert abs(info.audio_duration - 2.0) <= 1 / 15
-    n_seg = 4  # plan_windows(30, 12, 4): ceil((30 - 4) / 8) segments
-    assert seen[-1] == (n_seg * 2, n_seg * 2)
+    assert (info.frames, info.width, info.height) == (24, 64, 64)
+    assert abs(info.audio_duration - 1.6) <= 1 / 15
+    n_seg = 3  # plan_windows(24, 12, 4): ceil((24 - 4) / 8) segments, one step each
+    assert seen[-1] == (n_seg, n_seg)
 
 
 @pytest.mark.slow

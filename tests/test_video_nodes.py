@@ -71,11 +71,11 @@ def test_denoise_song_then_stitch(video_nodes, tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(video_nodes, "node_progress", lambda total=1: lambda d, t: seen.append((d, t)))
     (segs,) = video_nodes.STM2PEDenoiseSong().denoise(
-        models, reference, 2, 2.0, 5, 10, 3, 0.0304, 0.1, 1.0, "PDNS", 8, 2, pose_guidance=PoseGuidance(g, 15.0, "test")
+        models, reference, 1, 2.0, 5, 10, 3, 0.0304, 0.1, 1.0, "PDNS", 8, 2, pose_guidance=PoseGuidance(g, 15.0, "test")
     )
     assert [(s.start, s.stop, s.overlap_prev) for s in segs] == [(0, 10, 0), (6, 16, 4), (12, 22, 4)]
     torch.testing.assert_close(segs[1].latents[:, :, :4], segs[0].latents[:, :, 6:], rtol=0, atol=0)  # tie_until 1
-    assert seen[-1] == (6, 6)
+    assert seen[-1] == (3, 3)
     out = video_nodes.STM2PEStitchSegments().stitch(segs, models.vae, 15.0, "song", True, True)
     assert out["result"][0].shape == (22, 32, 32, 3)
     assert video_info(tmp_path / "song_00001_.mp4").frames == 22
