@@ -62,7 +62,9 @@ def main() -> None:
     if "heatmap" in cfg.heads:
         res["heatmap_5s_segment_s"] = best_of(lambda: run_windows(model, x, ("heatmap",), frames=seg), args.repeats)
     big = M2PEnc(M2PEncConfig(**{**cfg.to_dict(), "heads": ("smpl", "guidance")})).eval()
-    res["guidance_5s_segment_s (untrained head, same trunk)"] = best_of(lambda: run_windows(big, x, ("guidance",), frames=seg), 1)
+    res["guidance_5s_segment_s (untrained head, same trunk)"] = best_of(
+        lambda: run_windows(big, x, ("guidance",), frames=seg), 1
+    )
     print(json.dumps(res, indent=2))
 
 
