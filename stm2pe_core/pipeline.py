@@ -450,7 +450,8 @@ def _photoreal(request, tree, model, music, features, audio, timer, progress) ->
 
         motion = music_to_motion(features, model)
         body = load_body("auto")
-        rgb8 = (np.clip(photo[..., :3], 0, 1) * 255).astype(np.uint8)
+        # the photo as the networks see it (fitted to the working size), so the body lands on the person
+        rgb8 = (reference.image.float().clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)
         camera, _, _ = choose_camera(motion, body, request.size, request.size, "reference", reference=rgb8)
         types = ABLATION_MAPS[request.guidance]
 
