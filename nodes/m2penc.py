@@ -51,9 +51,9 @@ def weight_path(name: str) -> str | None:
 
 def output_connected(prompt: dict | None, unique_id: Any, index: int) -> bool:
     """Whether any node of the queued graph reads output ``index`` of node ``unique_id``.
-    Unknown (no graph given) counts as connected."""
+    Unknown (no graph given) counts as not read."""
     if not prompt or unique_id is None:
-        return True
+        return False
     uid = str(unique_id)
     for node in prompt.values():
         for value in (node.get("inputs") or {}).values():
@@ -99,7 +99,7 @@ class M2PEncPoseGuidance:
     RETURN_TYPES = (POSE_GUIDANCE, "IMAGE", MOTION)
     RETURN_NAMES = ("pose_guidance", "heatmap_preview", "motion")
     OUTPUT_TOOLTIPS = (
-        "N x 320 x 64 x 64 features for Denoise Video Segment (only weights with a trained guidance head; the bundled default has none: use motion -> Render SMPL Guidance -> Guidance Encoder)",
+        "N x 320 x 64 x 64 features for Denoise Video Segment, from weights with a trained guidance head (None otherwise; reading it then stops with an explanation). The bundled default has none: use motion -> Render SMPL Guidance -> Guidance Encoder",
         "skeletons drawn from the predicted keypoint heatmaps",
         "SMPL dance for Render SMPL Guidance",
     )
@@ -108,18 +108,19 @@ class M2PEncPoseGuidance:
     DESCRIPTION = "Music features -> pose guidance, keypoint heatmaps and an SMPL dance (M2PEnc)."
 
     def run(self, music_features, weights: str, preview_size: int = 256, prompt=None, unique_id=None):
-        # the guidance tensor is large (1.3 MB a frame) and only some weights can make it:
-        # compute it only when a node reads it, and then fail loudly if the weights cannot
-        want_guidance = output_connected(prompt, unique_id, 0) if prompt else False
+        # Weights with a trained guidance head always return it (ComfyUI caches outputs by
+        # inputs, not by links, so the outputs must not depend on what is connected). Weights
+        # without one return None; if a node reads that output, stop now and say what to do.
+        read = output_connected(prompt, unique_id, 0)
         result = m2penc_outputs(
             music_features,
             weight_path(weights),
-            guidance=want_guidance,
+            guidance=True if read else "auto",
             preview_size=preview_size,
             progress=node_progress(),
         )
-        if not want_guidance:
-            log.info("STM2PE: M2PEnc pose_guidance output not connected; not computed")
+        if result.guidance is None:
+            log.info("STM2PE: these M2PEnc weights have no trained guidance head; pose_guidance is None")
         return (result.guidance, frames_to_image(result.preview), result.motion)
 
 

@@ -283,17 +283,20 @@ class M2PEncResult:
 def m2penc_outputs(
     features: MusicFeatures,
     weights: str | Path | None = None,
-    guidance: bool = False,
+    guidance: bool | str = False,
     preview_size: int = 256,
     progress: Progress | None = None,
 ) -> M2PEncResult:
     """Everything the M2PEnc Pose Guidance node shows, from one pass of the network per window.
 
     ``guidance=True`` also returns the (N, 320, 64, 64) pose guidance (float16, ~1.3 MB per
-    frame) and raises :class:`MissingModelError` when the weights have no trained guidance head.
+    frame) and raises :class:`MissingModelError` when the weights have no trained guidance head;
+    ``"auto"`` returns it exactly when the weights have a trained guidance head (else None).
     """
     model = load_m2penc(weights)
-    if guidance and not has_trained_guidance(model):
+    if guidance == "auto":
+        guidance = has_trained_guidance(model)
+    elif guidance and not has_trained_guidance(model):
         music_to_guidance(features, model)  # raises the explanatory error
     feats = check_features(features, model)
     heads = [h for h in ("smpl", "heatmap") if h in model.config.heads]

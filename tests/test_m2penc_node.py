@@ -46,7 +46,7 @@ def test_output_connected(node_mod):
     prompt = {"1": {"inputs": {"music_features": ["0", 0]}}, "2": {"inputs": {"motion": ["1", 2], "x": 3}}}
     assert node_mod.output_connected(prompt, "1", 2)
     assert not node_mod.output_connected(prompt, "1", 0)
-    assert node_mod.output_connected(None, "1", 0)  # unknown graph: assume it is read
+    assert not node_mod.output_connected(None, "1", 0)  # unknown graph: not read
 
 
 def test_run_outputs_and_untrained_guidance(node_mod, tmp_path, monkeypatch):
@@ -72,6 +72,9 @@ def test_trained_guidance_head_is_returned(node_mod, tmp_path, monkeypatch):
     guidance, image, motion = node_mod.M2PEncPoseGuidance().run(feats(20), "x", 64, prompt, "7")
     assert tuple(guidance.features.shape) == (20, 320, 64, 64) and guidance.features.dtype == torch.float16
     assert float(image.abs().max()) == 0.0  # no heatmap head: blank preview
+    # not connected: still returned (ComfyUI caches outputs by inputs, not by links)
+    again, _, _ = node_mod.M2PEncPoseGuidance().run(feats(20), "x", 64, {}, "7")
+    assert torch.equal(again.features, guidance.features)
 
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="bundled weights not built yet")
