@@ -42,6 +42,17 @@ def test_frame_count_fps_and_audio_duration(tmp_path):
     assert list(tmp_path.iterdir()) == [out]  # no temporary file left behind
 
 
+def test_finished_file_gets_the_umask_mode_not_mkstemps_0600(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        out = write_video(tmp_path / "v.mp4", iter(_ramp_frames(3, 16, 16)), 15)
+    finally:
+        os.umask(old)
+    assert (out.stat().st_mode & 0o777) == 0o644
+
+
 def test_ntsc_rate_and_comfy_audio_dict_stereo_at_odd_rate(tmp_path):
     out = tmp_path / "v.mp4"
     audio = {"waveform": torch.from_numpy(_tone(2.0, 12345, channels=2))[None], "sample_rate": 12345}

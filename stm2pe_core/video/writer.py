@@ -323,6 +323,7 @@ class VideoWriter:
             self._container.close()
             self._container = None
             assert self._tmp is not None
+            _chmod_like_new_file(self._tmp)
             os.replace(self._tmp, self.path)
             self._tmp = None
         except BaseException:
@@ -379,3 +380,10 @@ def write_video(
             if progress is not None:
                 progress(writer.frames_written, max(total, writer.frames_written))
     return writer.path
+
+
+def _chmod_like_new_file(path: Path) -> None:
+    """mkstemp creates 0600 files; give the finished video the mode a plain ``open`` would (umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
