@@ -10,7 +10,7 @@ from ..stm2pe_core.audio.cache import FeatureCache
 from ..stm2pe_core.audio.decode import AUDIO_EXTS
 from ..stm2pe_core.audio.features import MODES, encode_music
 from ..stm2pe_core.audio.jukebox import LAYER, MAX_SECONDS, RESAMPLE_METHODS
-from ..stm2pe_core.audio.load import load_music, music_from_waveform
+from ..stm2pe_core.audio.load import DEMO_SONG, load_music, music_from_waveform
 from ..stm2pe_core.errors import InputError
 from ..stm2pe_core.types import DEFAULT_FPS
 from .common import CATEGORY, frames_to_image, input_directory, models_root, node_progress
@@ -18,6 +18,8 @@ from .common import CATEGORY, frames_to_image, input_directory, models_root, nod
 MUSIC = "STM2PE_MUSIC"
 MUSIC_FEATURES = "STM2PE_MUSIC_FEATURES"
 NO_FILE = "(none - use audio_input)"
+# listed in the `audio` combo so the example workflows run with nothing copied into ComfyUI/input
+BUNDLED_SONG = "demo_song.ogg (bundled)"
 CAT = f"{CATEGORY}/music"
 
 
@@ -30,7 +32,9 @@ def audio_files() -> list[str]:
 
 
 def resolve_audio_path(name: str) -> Path:
-    """Input-folder name (or 'name [input]' annotation, or an absolute path) -> path."""
+    """Input-folder name (or 'name [input]' annotation, or an absolute path, or the bundled song) -> path."""
+    if name == BUNDLED_SONG:
+        return DEMO_SONG
     try:
         import folder_paths
 
@@ -65,10 +69,10 @@ class STM2PELoadMusic:
         return {
             "required": {
                 "audio": (
-                    audio_files() + [NO_FILE],
+                    audio_files() + [BUNDLED_SONG, NO_FILE],
                     {
                         "audio_upload": True,
-                        "tooltip": "music file in ComfyUI's input folder (wav, flac, ogg, mp3, m4a, ...)",
+                        "tooltip": f"music file in ComfyUI's input folder (wav, flac, ogg, mp3, m4a, ...); '{BUNDLED_SONG}' is the pack's 20-s demo song",
                     },
                 ),
                 "start_seconds": (
@@ -140,6 +144,8 @@ class STM2PELoadMusic:
         if audio == NO_FILE:
             return True  # the AUDIO input must be connected; checked when the node runs
         path = resolve_audio_path(audio)
+        if audio == BUNDLED_SONG and not path.is_file():
+            return f"Load Music: the bundled demo song {path} is missing from the pack. Reinstall the pack or choose another file."
         if not path.is_file():
             return f"Load Music: audio file '{audio}' not found in ComfyUI's input folder ({input_directory()}). Upload it with the node's upload button or copy it there."
         return True

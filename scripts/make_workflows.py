@@ -228,7 +228,7 @@ def graph(name: str):
     return register
 
 
-DEMO_SONG = "stm2pe_demo_song.ogg"
+DEMO_SONG = "demo_song.ogg (bundled)"  # Load Music's option for stm2pe_core/assets/demo_song.ogg
 
 
 @graph("01_music_to_dance_preview")
@@ -237,9 +237,8 @@ def music_to_dance_preview(g: Graph) -> None:
         "Music -> dance preview (nothing to download)",
         "Runs with the embedded default: librosa music features + the bundled M2PEnc + the built-in "
         "preview body rendered with pyrender.\n\n"
-        "1. Load Music: pick or upload a song (the demo song ships with the pack: copy "
-        "stm2pe_core/assets/demo_song.ogg into ComfyUI/input as stm2pe_demo_song.ogg). Set "
-        "duration_seconds to try a short excerpt first.\n"
+        "1. Load Music: 'demo_song.ogg (bundled)' is the pack's 20-s demo song; pick or upload your own "
+        "song instead. Set duration_seconds to try a short excerpt first.\n"
         "2. Jukebox Encode: 'librosa' mode with the beat channel is what the bundled M2PEnc was "
         "trained on. 'jukebox' needs jukemirlib + its weights + a big GPU.\n"
         "3. M2PEnc Pose Guidance: the dance (SMPL motion) and a keypoint-heatmap skeleton preview.\n"

@@ -79,7 +79,7 @@ def test_load_music_from_the_input_folder(music_nodes):
     write_sf(inp / "song.wav", stereo, subtype="FLOAT")
     (inp / "readme.txt").write_text("not audio")
     choices = mod.STM2PELoadMusic.INPUT_TYPES()["required"]["audio"][0]
-    assert choices == ["song.wav", mod.NO_FILE]
+    assert choices == ["song.wav", mod.BUNDLED_SONG, mod.NO_FILE]
     assert mod.STM2PELoadMusic.VALIDATE_INPUTS("song.wav") is True
     assert "not found" in mod.STM2PELoadMusic.VALIDATE_INPUTS("gone.mp3")
     assert mod.STM2PELoadMusic.IS_CHANGED("song.wav") == hashlib.sha256((inp / "song.wav").read_bytes()).hexdigest()
@@ -89,6 +89,26 @@ def test_load_music_from_the_input_folder(music_nodes):
     np.testing.assert_allclose(audio["waveform"][0, 1].numpy(), 0.5 * y[SR : 7 * SR], atol=1e-6)
     assert n == music.n_frames == 90 and tempo == pytest.approx(120, rel=0.02)
     assert music.offset == 1.0 and music.source == "song.wav"
+
+
+def test_bundled_demo_song_is_an_option_everywhere(music_nodes, monkeypatch):
+    """'demo_song.ogg (bundled)' needs nothing in the input folder: listed, validated, hashed and loaded
+    from stm2pe_core/assets (the example workflows rely on it)."""
+    mod, inp = music_nodes
+    demo = ROOT / "stm2pe_core" / "assets" / "demo_song.ogg"
+    assert not any(inp.iterdir())
+    choices = mod.STM2PELoadMusic.INPUT_TYPES()["required"]["audio"][0]
+    assert choices == [mod.BUNDLED_SONG, mod.NO_FILE] and mod.BUNDLED_SONG == "demo_song.ogg (bundled)"
+    assert mod.resolve_audio_path(mod.BUNDLED_SONG) == demo
+    assert mod.STM2PELoadMusic.VALIDATE_INPUTS(mod.BUNDLED_SONG) is True
+    assert mod.STM2PELoadMusic.IS_CHANGED(mod.BUNDLED_SONG) == hashlib.sha256(demo.read_bytes()).hexdigest()
+    audio, music, n, tempo = mod.STM2PELoadMusic().load(mod.BUNDLED_SONG, 0.0, 4.0, 15.0)
+    assert n == music.n_frames == 60 and music.source == "demo_song.ogg"
+    assert tempo == pytest.approx(112, rel=0.03)  # scripts/make_demo_song.py: 112 BPM
+    assert audio["waveform"].shape[-1] == 4 * audio["sample_rate"]
+    # a missing asset (broken install) is reported, not looked up in the input folder
+    monkeypatch.setattr(mod, "DEMO_SONG", inp / "nope.ogg")
+    assert "bundled demo song" in mod.STM2PELoadMusic.VALIDATE_INPUTS(mod.BUNDLED_SONG)
 
 
 def test_load_music_from_an_audio_input(music_nodes):

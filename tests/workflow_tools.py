@@ -430,7 +430,6 @@ def load_json(path: Path) -> dict:
 # that must exist (bundled weights), ``models`` = files under models/. The real-ComfyUI test copies
 # the inputs, skips a workflow whose files are absent, and applies ``test_overrides``
 # ({"ClassType.input": value}, e.g. a shorter excerpt) to stay fast on a CPU.
-DEMO_SONG = "stm2pe_core/assets/demo_song.ogg"
 # the first accepted name of every photoreal file (stm2pe_core/weights/champ.py SLOTS)
 PHOTOREAL_MODELS = [
     "champ/denoising_unet.pth",
@@ -458,7 +457,7 @@ TINY_SONG = {**_TINY_SIZE, "STM2PEDenoiseSong.steps": 2, "STM2PEDenoiseSong.segm
 STANDIN_NODES = {"STM2PELoadModels": "ZZTestTinyModels", "VAELoader": "ZZTestTinyVAE"}
 WORKFLOW_NEEDS: dict[str, dict[str, Any]] = {
     "01_music_to_dance_preview": {
-        "inputs": {"stm2pe_demo_song.ogg": DEMO_SONG},
+        "inputs": {},  # Load Music uses "demo_song.ogg (bundled)"
         "pack_files": [BUNDLED_M2PENC],
         "models": [],
         "test_overrides": {"STM2PELoadMusic.duration_seconds": 4.0},
@@ -467,7 +466,7 @@ WORKFLOW_NEEDS: dict[str, dict[str, Any]] = {
         "timeout": 600,
     },
     "02_music_to_dance_video": {
-        "inputs": {"stm2pe_demo_song.ogg": DEMO_SONG, "stm2pe_dancer.png": "generated:photo"},
+        "inputs": {"stm2pe_dancer.png": "generated:photo"},
         "pack_files": [BUNDLED_M2PENC],
         "models": PHOTOREAL_MODELS,
         "test_overrides": {"STM2PELoadMusic.duration_seconds": 2.0},
@@ -476,7 +475,7 @@ WORKFLOW_NEEDS: dict[str, dict[str, Any]] = {
         "timeout": 1800,
     },
     "03_guidance_ablation_dns_p_pdns": {
-        "inputs": {"stm2pe_demo_song.ogg": DEMO_SONG, "stm2pe_dancer.png": "generated:photo"},
+        "inputs": {"stm2pe_dancer.png": "generated:photo"},
         "pack_files": [BUNDLED_M2PENC],
         "models": PHOTOREAL_MODELS,
         "test_overrides": {"STM2PELoadMusic.duration_seconds": 1.0},

@@ -7,10 +7,11 @@
 from .cache import FeatureCache, cache_root
 from .decode import AUDIO_EXTS
 from .features import LIBROSA_COLUMNS, MODES, encode_music, librosa_features
-from .load import LoadedMusic, load_music, music_audio, music_from_waveform
+from .load import DEMO_SONG, LoadedMusic, load_music, music_audio, music_from_waveform
 
 __all__ = [
     "AUDIO_EXTS",
+    "DEMO_SONG",
     "FeatureCache",
     "LIBROSA_COLUMNS",
     "LoadedMusic",

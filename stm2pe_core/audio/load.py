@@ -9,8 +9,13 @@ import numpy as np
 
 from ..errors import InputError
 from ..types import DEFAULT_FPS, Music
+from ..weights.paths import ASSETS
 from .analysis import analyse, analysis_grid
 from .decode import Decoded, decode_array, decode_file
+
+# The pack's own synthetic demo song (scripts/make_demo_song.py): lets the examples run with nothing
+# copied into ComfyUI/input.
+DEMO_SONG: Path = ASSETS / "demo_song.ogg"
 
 
 @dataclass(frozen=True)
