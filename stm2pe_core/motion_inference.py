@@ -2,7 +2,8 @@
 
 Songs are longer than the window M2PEnc was trained on, so the network runs over overlapping
 windows from :func:`stm2pe_core.windows.plan_windows` and the per-window outputs are fused
-with :func:`stm2pe_core.windows.fuse_windows` (linear cross-fades). How each output fuses:
+with the cross-fade weights of :func:`stm2pe_core.windows.window_weights` (``fuse_windows``'s
+arithmetic, accumulated window by window so no per-window copy is held). How each output fuses:
 
 - rotations: each window's 6D output is first made a proper rotation (Gram-Schmidt), the 6D
   values are cross-faded and the result is re-orthonormalised, so the fused pose at a join is
@@ -30,7 +31,7 @@ from .models.m2penc import M2PEnc, decode_root
 from .progress import Progress
 from .types import Motion, MusicFeatures, PoseGuidance
 from .weights.paths import ASSETS
-from .windows import fuse_windows, plan_windows
+from .windows import plan_windows, window_weights
 
 log = logging.getLogger(__name__)
 
@@ -117,54 +118,56 @@ def run_windows(
     # windows over the whole song (so a segment's results equal the whole song's), then keep
     # only those that touch [start, stop)
     windows = plan_windows(total, cfg.window, cfg.window_overlap)
+    weights = window_weights(windows, total, "linear")
     param = next(model.parameters())
-    outs: dict[str, list] = {}
-    todo = [w for w in windows if w.stop > start and w.start < stop]
+    todo = [(w, wt) for w, wt in zip(windows, weights) if w.stop > start and w.start < stop]
+    # results are added into the output as each window finishes (nothing per window is kept),
+    # weighted by the whole-song plan's cross-fade weights, so a frame's value does not depend
+    # on which range was asked for; guidance maps accumulate in float16 (1.3 MB a frame)
+    fused: dict[str, np.ndarray] = {}
+    betas_sum, betas_len = None, 0
     done = 0
     if progress is not None:
         progress(0, len(todo))
     for i in range(0, len(todo), batch):
         chunk = todo[i : i + batch]
-        lengths = {w.length for w in chunk}
-        groups = [chunk] if len(lengths) == 1 else [[w] for w in chunk]
+        groups = [chunk] if len({w.length for w, _ in chunk}) == 1 else [[c] for c in chunk]
         for group in groups:
-            x = torch.from_numpy(np.stack([feats[w.slice()] for w in group])).to(param.device, param.dtype)
+            x = torch.from_numpy(np.stack([feats[w.slice()] for w, _ in group])).to(param.device, param.dtype)
             res = model(x, heads=heads)
-            for j in range(len(group)):
+            for j, (w, wt) in enumerate(group):
+                a, b = max(w.start, start), min(w.stop, stop)
                 for k, v in res.items():
-                    outs.setdefault(k, []).append(v[j].float().cpu())
+                    v = v[j].float()
+                    if k == "betas":
+                        betas_sum = v * w.length if betas_sum is None else betas_sum + v * w.length
+                        betas_len += w.length
+                        continue
+                    if k == "rot6d":
+                        v = matrix_to_rot6d(rot6d_to_matrix(v))  # each window's own rotations first
+                    part = (
+                        (
+                            v[a - w.start : b - w.start]
+                            * torch.from_numpy(wt[a - w.start : b - w.start])
+                            .to(v.device)
+                            .reshape(-1, *[1] * (v.ndim - 1))
+                        )
+                        .cpu()
+                        .numpy()
+                    )
+                    if k not in fused:
+                        fused[k] = np.zeros(
+                            (stop - start, *part.shape[1:]), np.float16 if k == "guidance" else np.float32
+                        )
+                    fused[k][a - start : b - start] += part.astype(fused[k].dtype)
         done += len(chunk)
         if progress is not None:
             progress(done, len(todo))
-    fused: dict[str, np.ndarray] = {}
-    for k, vals in outs.items():
-        if k == "betas":
-            lens = torch.tensor([w.length for w in todo], dtype=torch.float32)
-            fused[k] = ((torch.stack(vals) * lens[:, None]).sum(0) / lens.sum()).numpy()
-            continue
-        if k == "rot6d":
-            vals = [matrix_to_rot6d(rot6d_to_matrix(v)) for v in vals]
-        # fuse over the windows that touch the range; weights come from the whole-song plan
-        # so a frame's value does not depend on which range was asked for
-        full = _fuse_subset(windows, todo, vals, total)
-        v = full[start:stop]
-        if k == "rot6d":
-            v = matrix_to_rot6d(rot6d_to_matrix(v))
-        fused[k] = v.numpy()
+    if "rot6d" in fused:
+        fused["rot6d"] = matrix_to_rot6d(rot6d_to_matrix(fused["rot6d"].astype(np.float64))).astype(np.float32)
+    if betas_sum is not None:
+        fused["betas"] = (betas_sum / betas_len).cpu().numpy()
     return fused
-
-
-def _fuse_subset(windows, todo, vals, total: int) -> torch.Tensor:
-    """fuse_windows over the whole plan with zeros for windows outside the requested range."""
-    index = {(w.start, w.stop): i for i, w in enumerate(todo)}
-    like = vals[0]
-    full_outs = [
-        vals[index[(w.start, w.stop)]]
-        if (w.start, w.stop) in index
-        else torch.zeros((w.length, *like.shape[1:]), dtype=like.dtype)
-        for w in windows
-    ]
-    return fuse_windows(windows, full_outs, total, mode="linear", axis=0)
 
 
 def outputs_to_motion(
