@@ -136,3 +136,59 @@ def test_locate_searches_several_model_roots(tmp_path):
     assert locate(trees, "image_encoder") == b / "champ" / "image_encoder"
     with pytest.raises(MissingModelError, match=str(a / "champ")):
         require(trees, "reference_unet")
+
+
+def test_load_models_lists_every_missing_or_broken_file_at_once(tmp_path):
+    """One MissingModelError names each missing/unusable file with its folder, accepted names and
+    source, for ComfyUI and the CLI alike; the usable files are not mentioned."""
+    from stm2pe_core.weights.champ import SOURCES, load_models
+
+    champ, vae, clip = tmp_path / "champ", tmp_path / "vae", tmp_path / "clip_vision"
+    for d in (champ, vae, clip):
+        d.mkdir()
+    torch.save(_guidance_sd(), champ / "guidance_encoder_depth.pth")  # fine
+    (champ / "reference_unet.pth").write_bytes(b"")  # empty
+    (champ / "motion_module.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{trunc")  # bad header
+    (champ / "guidance_encoder_normal.pth").write_bytes(b"<html>not found</html>")  # an error page
+    (vae / "sd-vae-ft-mse").mkdir()  # diffusers folder without weights
+    (clip / "image_encoder").mkdir()
+    (clip / "image_encoder" / "model.safetensors").write_bytes(b"")
+    with pytest.raises(MissingModelError) as ei:
+        load_models(ModelTree(tmp_path), device="cpu", guidance_types="PDNS")
+    msg = str(ei.value)
+    lines = [line for line in msg.splitlines() if line.startswith("  - ")]
+    assert msg.startswith("8 photoreal model file(s)") and len(lines) == 8, msg
+    expect = {
+        "CHAMP denoising UNet: missing; accepted names: denoising_unet.safetensors or denoising_unet.pth",
+        f"CHAMP reference UNet: {champ / 'reference_unet.pth'} is empty (0 bytes)",
+        f"CHAMP motion modules: {champ / 'motion_module.safetensors'} has an unreadable safetensors header",
+        f"CHAMP guidance encoder (normal): {champ / 'guidance_encoder_normal.pth'} is not a torch weight file",
+        "CHAMP guidance encoder (semantic_map): missing; accepted names: guidance_encoder_semantic_map.safetensors",
+        "CHAMP guidance encoder (dwpose): missing",
+        f"SD VAE (sd-vae-ft-mse): {vae / 'sd-vae-ft-mse'} folder has no diffusion_pytorch_model.safetensors",
+        f"CLIP image encoder (sd-image-variations image_encoder): {clip / 'image_encoder'} model.safetensors is empty",
+    }
+    for want in expect:
+        assert sum(line.startswith(f"  - {want}") for line in lines) == 1, (want, msg)
+    assert "guidance_encoder_depth" not in msg  # present and readable
+    for key in ("champ", "vae", "clip_vision"):
+        assert f"in {tmp_path / key} (from {SOURCES[key]}):" in msg
+    assert "ComfyUI/models/<folder>" in msg and "--models DIR" in msg and "STM2PE_MODELS" in msg
+    # only the chosen guidance set is required
+    with pytest.raises(MissingModelError) as ei:
+        load_models(ModelTree(tmp_path), device="cpu", with_guidance_encoders=False)
+    assert str(ei.value).startswith("5 photoreal") and "guidance_encoder" not in str(ei.value)
+
+
+def test_load_models_node_reports_all_missing_files(tmp_path, monkeypatch):
+    from pack_loader import pack_submodule
+
+    nodes = pack_submodule("nodes.diffusion")
+    monkeypatch.setattr(nodes, "_trees", lambda: [ModelTree(tmp_path), ModelTree(tmp_path / "extra")])
+    with pytest.raises(Exception) as ei:  # the pack's own copy of MissingModelError (imported as ComfyUI does)
+        nodes.STM2PELoadModels().load(dtype="fp32", device="cpu", offload="none", guidance_encoders="P")
+    assert type(ei.value).__name__ == "MissingModelError"
+    msg = str(ei.value)
+    assert msg.startswith("6 photoreal model file(s)"), msg  # 5 base files + the dwpose encoder
+    assert f"in {tmp_path / 'champ'} (from" in msg and "guidance_encoder_dwpose" in msg
+    assert "guidance_encoder_depth" not in msg and f"Also looked in: {tmp_path / 'extra'}" in msg

@@ -1,8 +1,8 @@
 """Locate, check and load the photoreal networks (CHAMP + SD VAE + CLIP image encoder).
 
 One loader for the ComfyUI node (**Load STM2PE Models**), the CLI and the pipeline. Every
-file is located before anything heavy is read, so a missing file fails at once with its
-name and folder; every load is strict and names the file.
+file is located (and its size/header checked) before anything heavy is read, so missing or
+broken files fail at once, all of them in one message; every load is strict and names the file.
 """
 
 from __future__ import annotations
@@ -49,6 +49,16 @@ for _t in GUIDANCE_TYPES:
     )
 
 
+# folder key -> where its files come from (named in the missing-files message)
+SOURCES: dict[str, str] = {
+    "champ": "the champ/ folder of https://huggingface.co/fudan-generative-ai/champ (CHAMP's release)",
+    "vae": "https://huggingface.co/stabilityai/sd-vae-ft-mse (also in CHAMP's pretrained_models/)",
+    "clip_vision": (
+        "image_encoder/ of https://huggingface.co/lambdalabs/sd-image-variations-diffusers "
+        "(CHAMP's pretrained_models/image_encoder)"
+    ),
+}
+
 Trees = ModelTree | Sequence[ModelTree]
 
 
@@ -74,6 +84,86 @@ def require(tree: Trees, slot: str) -> Path:
         return found
     key, names, what = SLOTS[slot]
     return _trees(tree)[0].require(key, names, what)  # raises MissingModelError naming folder and files
+
+
+def _file_problem(path: Path) -> str | None:
+    """Cheap sanity check of a weight file (size and header only; keys are checked when it loads)."""
+    import zipfile
+
+    if not path.is_file():
+        return "is not a file"
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes)"
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                f.keys()
+        except Exception as exc:  # noqa: BLE001 - any header failure means the same thing to the user
+            return f"has an unreadable safetensors header ({type(exc).__name__}); truncated or not a weight file"
+        return None
+    with open(path, "rb") as f:
+        magic = f.read(1)
+    if not zipfile.is_zipfile(path) and magic != b"\x80":  # torch zip archive, or a legacy torch pickle
+        return f"is not a torch weight file ({size} bytes; truncated download?)"
+    return None
+
+
+def _slot_problem(slot: str, path: Path) -> str | None:
+    """Why a located file/folder cannot be used, or None."""
+    from ..models.encoders import _weights_in
+
+    if path.is_dir():
+        if slot not in ("vae", "image_encoder"):
+            return "is a folder, not a weight file"
+        weights = _weights_in(path)
+        if weights is None:
+            return "folder has no diffusion_pytorch_model.safetensors / model.safetensors / pytorch_model.bin"
+        problem = _file_problem(weights)
+        return None if problem is None else f"{weights.name} {problem}"
+    return _file_problem(path)
+
+
+def _accepted(names: Sequence[str]) -> str:
+    return " or ".join(n if "." in n else f"{n}/" for n in names)  # no suffix: a diffusers/transformers folder
+
+
+def missing_or_invalid(tree: Trees, slots: Sequence[str]) -> tuple[dict[str, Path], list[tuple[str, str]]]:
+    """Locate and sanity-check every slot: the usable paths, and (folder key, line) per problem."""
+    files: dict[str, Path] = {}
+    problems: list[tuple[str, str]] = []
+    for slot in slots:
+        key, names, what = SLOTS[slot]
+        path = locate(tree, slot)
+        if path is None:
+            problems.append((key, f"{what}: missing; accepted names: {_accepted(names)}"))
+            continue
+        problem = _slot_problem(slot, path)
+        if problem is None:
+            files[slot] = path
+        else:
+            problems.append((key, f"{what}: {path} {problem}; replace it"))
+    return files, problems
+
+
+def missing_models_error(problems: Sequence[tuple[str, str]], tree: Trees) -> MissingModelError:
+    """One error listing every problem grouped by folder; the hint fits ComfyUI and the CLI."""
+    trees = _trees(tree)
+    lines: list[str] = []
+    for key in dict.fromkeys(k for k, _ in problems):
+        where = trees[0].folder(key) or Path("<models>") / key
+        lines.append(f"in {where} (from {SOURCES[key]}):")
+        lines += [f"  - {line}" for k, line in problems if k == key]
+    others = [str(t.root) for t in trees[1:] if t.root is not None]
+    also = f" Also looked in: {', '.join(others)}." if others else ""
+    return MissingModelError(
+        f"{len(problems)} photoreal model file(s) missing or unusable:\n"
+        + "\n".join(lines)
+        + "\nIn ComfyUI these folders are ComfyUI/models/<folder>; for the command line use the same layout "
+        f"under --models DIR (or $STM2PE_MODELS). See the README's Model files table.{also}"
+    )
 
 
 @dataclass
@@ -192,7 +282,9 @@ def load_models(
     slots = ["denoising_unet", "motion_module", "reference_unet", "vae", "image_encoder"]
     if with_guidance_encoders:
         slots += [f"guidance_encoder_{t}" for t in guidance_types]
-    files = {s: require(tree, s) for s in slots}  # all located before any heavy read
+    files, problems = missing_or_invalid(tree, slots)  # all located and checked before any heavy read
+    if problems:
+        raise missing_models_error(problems, tree)
     home = torch.device("cpu") if offload == "idle" else dev
     den = load_denoising_unet(files["denoising_unet"], files["motion_module"], dt).to(home)
     ref = load_reference_unet(files["reference_unet"], dt).to(home)
