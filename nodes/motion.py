@@ -1,4 +1,4 @@
-"""Motion nodes: Load Motion, Render SMPL Guidance (classic V1 API)."""
+"""Motion nodes: Load Motion, Save Motion, Render SMPL Guidance (classic V1 API)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import os
 from pathlib import Path
 
 from ..stm2pe_core.body.model import BODY_CHOICES, GENDERS
-from ..stm2pe_core.body.motion import MOTION_FORMATS, load_motion
+from ..stm2pe_core.body.motion import MOTION_FORMATS, load_motion, save_motion
+from ..stm2pe_core.errors import InputError
 from ..stm2pe_core.render.api import render_motion
 from ..stm2pe_core.render.detect import parse_box
 from ..stm2pe_core.types import DEFAULT_FPS
-from .common import CATEGORY, frames_to_image, input_directory, models_root, node_progress
+from .common import CATEGORY, frames_to_image, input_directory, models_root, node_progress, output_directory
 
 MOTION = "STM2PE_MOTION"
 GUIDANCE_MAPS = "STM2PE_GUIDANCE_MAPS"
@@ -21,18 +22,28 @@ CAMERA_CHOICES = ("fit dance (front)", "match reference person", "explicit (came
 _CAMERA_MODE = dict(zip(CAMERA_CHOICES, ("fit", "reference", "json")))
 
 
-def motion_files() -> list[str]:
-    """Motion files (.pkl / .npz) in ComfyUI's input folder, recursively."""
-    root = input_directory()
-    if not root.is_dir():
-        return []
+OUTPUT_TAG = " [output]"  # ComfyUI's annotation for a file in the output folder
+
+
+def _walk(root: Path, exts: tuple[str, ...]) -> list[str]:
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for f in filenames:
-            if Path(f).suffix.lower() in MOTION_EXTS:
+            if Path(f).suffix.lower() in exts and not f.endswith(".part.npz"):
                 out.append(os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/"))
     return sorted(out)
+
+
+def motion_files() -> list[str]:
+    """Motion files (.pkl / .npz) in ComfyUI's input folder, recursively, then the STM2PE .npz files
+    that Save Motion wrote to the output folder (as 'name.npz [output]')."""
+    root = input_directory()
+    files = _walk(root, MOTION_EXTS) if root.is_dir() else []
+    out = output_directory()
+    if out.is_dir() and out.resolve() != root.resolve():
+        files += [f + OUTPUT_TAG for f in _walk(out, (".npz",))]
+    return files
 
 
 def resolve_input_path(name: str) -> Path:
@@ -41,8 +52,37 @@ def resolve_input_path(name: str) -> Path:
 
         return Path(folder_paths.get_annotated_filepath(name))
     except ImportError:
+        if name.endswith(OUTPUT_TAG):
+            return output_directory() / name[: -len(OUTPUT_TAG)]
         p = Path(name)
         return p if p.is_absolute() else input_directory() / name
+
+
+def output_motion_path(prefix: str) -> tuple[Path, str]:
+    """(full path, name relative to the output folder) of the next ``<prefix>_NNNNN_.npz``."""
+    try:
+        import folder_paths
+    except ImportError:
+        folder_paths = None
+    if folder_paths is None:
+        root = output_directory().resolve()
+        folder = (root / prefix).parent.resolve()
+        if root != folder and root not in folder.parents:
+            raise InputError(f"Save Motion: filename_prefix {prefix!r} points outside the output folder {root}")
+        name = Path(prefix).name
+        folder.mkdir(parents=True, exist_ok=True)
+        used = [p.name[len(name) + 1 : -5] for p in folder.glob(f"{name}_*_.npz")]
+        counter = 1 + max((int(u) for u in used if u.isdigit()), default=0)
+    else:
+        try:
+            folder, name, counter, _, _ = folder_paths.get_save_image_path(prefix, folder_paths.get_output_directory())
+        except Exception as exc:  # ComfyUI refuses prefixes that leave the output folder
+            raise InputError(f"Save Motion: filename_prefix {prefix!r}: {exc}") from exc
+        root = Path(folder_paths.get_output_directory()).resolve()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}_{counter:05}_.npz"
+    return path, os.path.relpath(path.resolve(), root).replace(os.sep, "/")
 
 
 def _sha256(path: Path) -> str:
@@ -90,8 +130,8 @@ class STM2PELoadMotion:
                 "motion_file": (
                     motion_files() or ["(put .pkl/.npz motion files in ComfyUI/input)"],
                     {
-                        "file_upload": True,
-                        "tooltip": "motion file in ComfyUI's input folder (.pkl AIST++/EDGE, .npz AMASS/STM2PE)",
+                        "tooltip": "motion file in ComfyUI's input folder (.pkl AIST++/EDGE, .npz AMASS/STM2PE), "
+                        "or one Save Motion wrote ('... [output]')",
                     },
                 ),
                 "fps": (
@@ -152,6 +192,43 @@ class STM2PELoadMotion:
             duration=duration_seconds or None,
         )
         return (m, m.n_frames, m.fps)
+
+
+class STM2PESaveMotion:
+    """MOTION -> STM2PE .npz in the output folder, so a dance (e.g. from M2PEnc) can be reused with Load Motion."""
+
+    DESCRIPTION = (
+        "Save a MOTION (SMPL poses, translation, shape, fps; y-up metres) as an STM2PE .npz in ComfyUI's output "
+        "folder. Load Motion lists it as '<name>.npz [output]' (refresh the page); other tools read it with numpy."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "motion": (MOTION,),
+                "filename_prefix": (
+                    "STRING",
+                    {"default": "stm2pe/motion", "tooltip": "file name in the output folder; _00001_.npz is added"},
+                ),
+            }
+        }
+
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("full path of the saved .npz",)
+    FUNCTION = "save"
+    CATEGORY = CAT
+    OUTPUT_NODE = True
+
+    def save(self, motion, filename_prefix="stm2pe/motion"):
+        path, name = output_motion_path(filename_prefix)
+        save_motion(motion, path)  # written to a temporary name, then renamed: never a half-written file
+        text = (
+            f"saved {motion.n_frames} frames at {motion.fps:g} fps to {path}; "
+            f"Load Motion lists it as '{name}{OUTPUT_TAG}'"
+        )
+        return {"ui": {"text": [text]}, "result": (str(path),)}
 
 
 class STM2PERenderSMPLGuidance:
@@ -272,9 +349,11 @@ class STM2PERenderSMPLGuidance:
 
 NODE_CLASS_MAPPINGS = {
     "STM2PELoadMotion": STM2PELoadMotion,
+    "STM2PESaveMotion": STM2PESaveMotion,
     "STM2PERenderSMPLGuidance": STM2PERenderSMPLGuidance,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "STM2PELoadMotion": "Load Motion (STM2PE)",
+    "STM2PESaveMotion": "Save Motion (STM2PE)",
     "STM2PERenderSMPLGuidance": "Render SMPL Guidance (STM2PE)",
 }

@@ -245,11 +245,14 @@ def music_to_dance_preview(g: Graph) -> None:
         "4. Render SMPL Guidance: CHAMP-style depth / normal / semantic / skeleton maps; with SMPL "
         "model files in models/smpl the real SMPL body is used.\n"
         "5. Create Video + Save Video (core): the preview grid with the music, saved to "
-        "ComfyUI/output/stm2pe/.",
+        "ComfyUI/output/stm2pe/.\n"
+        "6. Save Motion: the dance as an STM2PE .npz in ComfyUI/output/stm2pe/; Load Motion lists it as "
+        "'stm2pe/dance_motion_00001_.npz [output]' (refresh the page), e.g. for workflow 04.",
     )
     music = g.add("STM2PELoadMusic", audio=DEMO_SONG, fps=15.0)
     feats = g.add("STM2PEJukeboxEncode", music=music.out("music"), mode="librosa", beat_channel=True)
     m2p = g.add("STM2PEM2PEncPoseGuidance", music_features=feats.out("music_features"))
+    g.add("STM2PESaveMotion", motion=m2p.out("motion"), filename_prefix="stm2pe/dance_motion")
     maps = g.add("STM2PERenderSMPLGuidance", motion=m2p.out("motion"), width=512, height=512)
     video = g.add("CreateVideo", images=maps.out("preview"), fps=15.0, audio=music.out("audio"))
     g.add("SaveVideo", video=video.out("VIDEO"), filename_prefix="stm2pe/dance_preview")
@@ -385,7 +388,8 @@ def motion_file_to_video(g: Graph) -> None:
     g.note(
         "Motion file -> dance video (CHAMP-style)",
         "Animate the photo with an existing SMPL dance instead of one generated from music: AIST++ or EDGE "
-        ".pkl, AMASS or STM2PE .npz in ComfyUI/input (pickles are read as plain arrays only).\n\n"
+        ".pkl, AMASS or STM2PE .npz in ComfyUI/input (pickles are read as plain arrays only), or a dance "
+        "that Save Motion wrote (workflow 01), listed as '... [output]'.\n\n"
         "Render SMPL Guidance places the body on the person in the photo (camera: match reference person) "
         "and renders CHAMP's depth / normal / semantic / skeleton maps; the rest is CHAMP's pipeline. "
         "num_frames 0 runs the whole motion as one segment (context windows keep memory bounded); the "

@@ -96,3 +96,41 @@ def test_render_node_uses_smpl_from_the_models_folder(tmp_path, monkeypatch):
     sem = out[2].numpy()
     assert sem.shape == (2, 64, 64, 3) and sem.max() > 0
     assert out[5].mask[0].sum() > 20  # the synthetic SMPL's octahedra are drawn
+
+
+def test_save_motion_node_round_trips_through_load_motion(tmp_path, monkeypatch):
+    """Save Motion writes our .npz into the output folder (numbered, atomically); Load Motion lists it as
+    '... [output]' and reads back the same poses, translation, shape and frame rate."""
+    from stm2pe_core.body.motion import load_motion, make_motion
+
+    mod = pack_submodule("nodes.motion")
+    inp, out = tmp_path / "input", tmp_path / "output"
+    inp.mkdir()
+    out.mkdir()
+    monkeypatch.setattr(mod, "input_directory", lambda: inp)
+    monkeypatch.setattr(mod, "output_directory", lambda: out)
+    _aist_file(inp / "dance.pkl", n=12)
+    rng = np.random.default_rng(3)
+    poses = rng.normal(0, 0.4, (20, 24, 3))
+    trans = np.cumsum(rng.normal(0, 0.01, (20, 3)), 0) + [0, 0.9, 0]
+    motion = make_motion(poses, trans, 15.0, betas=np.linspace(-1, 1, 10))
+    assert mod.NODE_CLASS_MAPPINGS["STM2PESaveMotion"] is mod.STM2PESaveMotion
+    assert mod.STM2PESaveMotion.OUTPUT_NODE and mod.STM2PESaveMotion.RETURN_TYPES == ("STRING",)
+    res = mod.STM2PESaveMotion().save(motion, "stm2pe/dance")
+    first = out / "stm2pe" / "dance_00001_.npz"
+    assert res["result"] == (str(first),) and first.is_file()
+    assert str(first) in res["ui"]["text"][0] and "20 frames at 15 fps" in res["ui"]["text"][0]
+    second = mod.STM2PESaveMotion().save(motion, "stm2pe/dance")["result"][0]
+    assert second == str(out / "stm2pe" / "dance_00002_.npz") and first.is_file()
+    assert sorted(p.name for p in (out / "stm2pe").iterdir()) == ["dance_00001_.npz", "dance_00002_.npz"]
+    name = "stm2pe/dance_00001_.npz [output]"
+    assert mod.motion_files() == ["dance.pkl", name, "stm2pe/dance_00002_.npz [output]"]
+    assert mod.STM2PELoadMotion.VALIDATE_INPUTS(name) is True
+    for back in (load_motion(first), mod.STM2PELoadMotion().load(name, 0.0, 0.0, 0.0, "auto")[0]):
+        np.testing.assert_allclose(back.poses, motion.poses, atol=1e-6)
+        np.testing.assert_allclose(back.trans, motion.trans, atol=1e-6)
+        np.testing.assert_allclose(back.betas, motion.betas, atol=1e-6)
+        assert back.fps == 15.0 and back.n_frames == 20
+    with pytest.raises(Exception, match="outside the output folder"):
+        mod.STM2PESaveMotion().save(motion, "../escape")
+    assert not (tmp_path / "escape_00001_.npz").exists()

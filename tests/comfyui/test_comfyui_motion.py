@@ -73,6 +73,34 @@ def test_motion_file_renders_to_a_saved_video(comfy: ComfyServer, motion_file: s
     assert np.abs(frames[0].astype(int) - frames[7].astype(int)).mean() > 1.0
 
 
+def test_save_motion_output_is_listed_and_loads_again(comfy: ComfyServer, motion_file: str) -> None:
+    """Save Motion writes the .npz into ComfyUI's output folder; /object_info then lists it in Load
+    Motion's combo as '... [output]', and a graph loading it saves the same motion again."""
+    import numpy as np
+
+    def save_graph(name: str) -> dict:
+        load = _render_graph(name)["1"]
+        return {
+            "1": load,
+            "2": {"class_type": "STM2PESaveMotion", "inputs": {"motion": ["1", 0], "filename_prefix": "it/saved"}},
+        }
+
+    entry = comfy.run(save_graph(motion_file), timeout=120)
+    assert entry["status"]["status_str"] == "success", execution_error(entry)
+    text = entry["outputs"]["2"]["text"][0]
+    saved = comfy.output_dir / "it" / "saved_00001_.npz"
+    assert saved.is_file() and str(saved.name) in text and "[output]" in text, text
+    info = comfy.get_json("/object_info/STM2PELoadMotion")
+    choices = info["STM2PELoadMotion"]["input"]["required"]["motion_file"][0]
+    assert "it/saved_00001_.npz [output]" in choices, choices
+    again = comfy.run(save_graph("it/saved_00001_.npz [output]"), timeout=120)
+    assert again["status"]["status_str"] == "success", execution_error(again)
+    a, b = np.load(saved), np.load(comfy.output_dir / "it" / "saved_00002_.npz")
+    assert a["poses"].shape == (30, 24, 3)
+    for key in ("poses", "trans", "betas", "fps"):
+        np.testing.assert_allclose(a[key], b[key], atol=1e-6)
+
+
 def test_corrupt_motion_file_names_the_file(comfy: ComfyServer) -> None:
     bad = comfy.input_dir / "it_broken_dance.npz"
     bad.write_bytes(b"PK\x03\x04 this is not a zip archive")
