@@ -117,18 +117,21 @@ def track_beats(
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """Beat times (s), tempo (BPM) and the fine onset envelope used to find them.
 
-    librosa's tempo estimate is quantised to autocorrelation lags (~3 % steps at 60 Hz), so the
-    reported tempo is refit from the tracked beats: the slope of beat time against beat index
-    over the steady beats.
+    The tempo estimate and the tracker follow librosa (``feature.tempo``; the beat_track DP is
+    reimplemented in :mod:`.beats`). librosa's tempo estimate is quantised to autocorrelation lags
+    (~3 % steps at 60 Hz), so the reported tempo is refit from the tracked beats: the slope of
+    beat time against beat index over the steady beats.
     """
-    import librosa
+    from .beats import beat_track
 
     sr, hop = grid.sample_rate, grid.beat_hop
     env = beat_envelope(spec, grid)
     bpm0 = float(start_bpm) if start_bpm and start_bpm > 0 else DEFAULT_START_BPM
     tempo_q = estimate_tempo(env, sr, hop, bpm0)
-    _, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop, bpm=tempo_q, tightness=100)
-    times = librosa.frames_to_time(np.asarray(frames), sr=sr, hop_length=hop)
+    # librosa.beat.beat_track's tracker, reimplemented in numpy (see .beats: importing
+    # librosa.beat JIT-compiles an uncached numba kernel in every process)
+    frames = beat_track(env, sr / hop, tempo_q, tightness=100.0)
+    times = frames * hop / float(sr)
     times = refine_beat_times(times, env, sr / hop)
     tempo = refit_tempo(times, tempo_q)
     times = extend_beats(times, env, sr / hop, tempo, duration)
