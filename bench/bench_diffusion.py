@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from stm2pe_core.diffusion.cfg import guided_prediction  # noqa: E402
 from stm2pe_core.diffusion.context import context_windows  # noqa: E402
 from stm2pe_core.diffusion.reference import Reference, vae_decode  # noqa: E402
 from stm2pe_core.diffusion.sampling import denoise_segment  # noqa: E402
@@ -95,6 +97,79 @@ def sdpa(backends):
     return sdpa_kernel(backends, set_priority=True)
 
 
+def check_temporal_kernel(dev, dtype, frames: int, h: int, w: int) -> dict:
+    """Triton temporal attention vs SDPA at the motion modules' real shapes (CFG batch of 2):
+    max abs / relative L2 difference and kernel time (events, median of 20)."""
+    import torch.nn.functional as F
+
+    from stm2pe_core.models import temporal_triton
+
+    res = {}
+    for level, (c, div) in enumerate([(320, 1), (640, 2), (1280, 4), (1280, 8)]):
+        heads = 8
+        b = 2 * (h // div) * (w // div)
+        d = c // heads
+        q, k, v = (torch.randn(b, frames, c, device=dev, dtype=dtype) for _ in range(3))
+
+        def sdpa_path(q=q, k=k, v=v, b=b, c=c, d=d, heads=heads):
+            def sp(x_):
+                return x_.view(b, frames, heads, d).transpose(1, 2)
+
+            o = F.scaled_dot_product_attention(sp(q), sp(k), sp(v), scale=d**-0.5)
+            return o.transpose(1, 2).reshape(b, frames, c)
+
+        def tri_path(q=q, k=k, v=v, d=d, heads=heads):
+            return temporal_triton.temporal_attention(q, k, v, heads, d**-0.5)
+
+        ref = F.scaled_dot_product_attention(
+            *(z.float().view(b, frames, heads, d).transpose(1, 2) for z in (q, k, v)), scale=d**-0.5
+        )
+        ref = ref.transpose(1, 2).reshape(b, frames, c)
+        a, t = sdpa_path().float(), tri_path().float()
+        res[f"level{level}_c{c}_b{b}"] = {
+            "sdpa_ms": 1000 * median(cuda_time(sdpa_path, reps=20, warmup=3)),
+            "triton_ms": 1000 * median(cuda_time(tri_path, reps=20, warmup=3)),
+            "sdpa_vs_fp32_rel": float((a - ref).norm() / ref.norm()),
+            "triton_vs_fp32_rel": float((t - ref).norm() / ref.norm()),
+            "triton_vs_sdpa_maxabs": float((a - t).abs().max()),
+            "finite": bool(torch.isfinite(t).all()),
+        }
+        print("kernel", json.dumps(res[f"level{level}_c{c}_b{b}"]), flush=True)
+    return res
+
+
+def check_spatial_attention(dev, dtype, frames: int, h: int, w: int) -> dict:
+    """The 80x80-level reference attention (head dim 40; cond rows: own + reference tokens) per
+    SDPA backend, and with q/k/v zero-padded to a wider head (same result: scale kept)."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    n, d, heads = h * w, 40, 8
+    q = torch.randn(frames, heads, n, d, device=dev, dtype=dtype)
+    kv = [torch.randn(frames, heads, 2 * n, d, device=dev, dtype=dtype) for _ in range(2)]
+    ref = F.scaled_dot_product_attention(q[:2].float(), kv[0][:2].float(), kv[1][:2].float()).to(dtype)
+    res = {}
+    for name in ("CUDNN_ATTENTION", "FLASH_ATTENTION", "EFFICIENT_ATTENTION"):
+        for pad in (0, 8, 24):
+
+            def run(name=name, pad=pad):
+                with sdpa_kernel([getattr(SDPBackend, name)]):
+                    qq, kk, vv = (F.pad(t, (0, pad)) if pad else t for t in (q, kv[0], kv[1]))
+                    return F.scaled_dot_product_attention(qq, kk, vv, scale=d**-0.5)[..., :d]
+
+            key = f"{name}_d{d + pad}"
+            try:
+                out = run()
+                res[key] = {
+                    "ms": 1000 * median(cuda_time(run, reps=5, warmup=1)),
+                    "max_abs_vs_fp32": float((out[:2].float() - ref.float()).abs().max()),
+                }
+            except Exception as exc:  # backend refuses the shape
+                res[key] = {"error": str(exc)[:160]}
+            print("spatial", key, json.dumps(res[key]), flush=True)
+    return res
+
+
 def median(xs):
     xs = sorted(xs)
     return xs[len(xs) // 2]
@@ -111,6 +186,48 @@ def build(dtype, device, config=None):
     return ref, den
 
 
+def extras(args, dev, h: int, w: int, extra: dict) -> None:
+    # guidance encoders and VAE decode, once (fp16)
+    dtype = torch.float16
+    with torch.device(dev):
+        encs = {t: GuidanceEncoder().to(dtype).eval() for t in ("depth", "normal", "semantic_map", "dwpose")}
+    maps = {t: torch.rand(args.frames, 3, args.size, args.size, device=dev) for t in encs}
+    with torch.no_grad():
+        extra["guidance_encoders_4_s"] = median(
+            cuda_time(lambda encs=encs, maps=maps: sum_guidance(encs, maps, chunk=16), reps=3)
+        )
+    del encs, maps
+    if args.decode:
+        from diffusers import AutoencoderKL
+
+        from stm2pe_core.models.encoders import vae_config
+
+        with torch.device(dev):
+            vae = AutoencoderKL(**vae_config()).to(dtype).eval()
+        z = torch.randn(1, 4, args.frames, h, w, device=dev) * 0.5
+        compiled = False
+        for tok in [x for x in args.decode_chunks.split(",") if x]:
+            eager = tok.startswith("e")
+            chunk = int(tok.lstrip("e"))
+            if not eager and not compiled:
+                vae.decoder = torch.compile(vae.decoder, dynamic=False)
+                compiled = True
+            key = f"vae_decode_{'' if eager else 'compiled_'}chunk{chunk}"
+            t0 = time.perf_counter()
+            vae_decode(vae, z, chunk=chunk, static_shapes=not eager)
+            extra[key + "_first_s"] = time.perf_counter() - t0
+            torch.cuda.reset_peak_memory_stats()
+            extra[key + "_s"] = median(
+                cuda_time(lambda c=chunk, e=eager: vae_decode(vae, z, chunk=c, static_shapes=not e), reps=2, warmup=0)
+            )
+            extra[key + "_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            print(key, extra[key + "_s"], flush=True)
+            if args.out:
+                Path(args.out).with_suffix(".extra.json").write_text(json.dumps(extra, indent=1))
+        del vae
+    torch.cuda.empty_cache()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=75)
@@ -123,6 +240,15 @@ def main() -> int:
     ap.add_argument("--profile", default="", help="variant to profile one step of (CUDA kernels)")
     ap.add_argument("--tiny", action="store_true", help="tiny networks (smoke test of this script)")
     ap.add_argument("--decode", action="store_true", help="time the chunked VAE decode")
+    ap.add_argument(
+        "--check",
+        action="store_true",
+        help="triton temporal kernel vs SDPA, and each compiled variant's window output vs eager",
+    )
+    ap.add_argument("--decode-chunks", default="8", help="compiled VAE decode chunk sizes to time")
+    ap.add_argument(
+        "--extras-first", action="store_true", help="time guidance encoders / decode before the UNet variants"
+    )
     ap.add_argument("--out", default=None)
     ap.add_argument("--device", default="cuda")
     args = ap.parse_args()
@@ -155,6 +281,15 @@ def main() -> int:
     info["windows"] = [(x.start, x.stop) for x in wins]
     info["frame_passes_per_step"] = sum(x.length for x in wins)
     results = {}
+    extra: dict = {}
+    if args.extras_first:
+        extras(args, dev, h, w, extra)
+        print("extra", json.dumps(extra), flush=True)
+    if args.check and dev.type == "cuda":
+        extra["temporal_kernel_check"] = check_temporal_kernel(dev, torch.bfloat16, 28, h, w)
+        extra["spatial_attention_check"] = check_spatial_attention(dev, torch.bfloat16, 28, h, w)
+        if args.out:
+            Path(args.out).write_text(json.dumps({"info": info, "results": results, "extra": extra}, indent=1))
     cache: dict = {}
     for variant in [v for v in args.variants.split(",") if v]:
         name, _, prec = variant.rpartition("-")
@@ -174,6 +309,8 @@ def main() -> int:
             fuse_qkv(den)
         if "tmath" in parts:  # persists: list such variants last
             set_temporal_attention(den, "math")
+        if "ttri" in parts:  # persists: list such variants last
+            set_temporal_attention(den, "triton")
         if "compile" in parts:
             torch._dynamo.reset()
             unet = torch.compile(den, dynamic=False)
@@ -193,6 +330,7 @@ def main() -> int:
                 SDPBackend.MATH,
             ]
         torch.cuda.reset_peak_memory_stats()
+        torch.manual_seed(0)  # same inputs for every variant (numerics check)
         latent = torch.randn(1, 4, h, w, device=dev)
         emb = torch.randn(1, 1, den.config["cross_attention_dim"], device=dev)
         t0 = time.perf_counter()
@@ -232,6 +370,25 @@ def main() -> int:
             continue
         step = median(times)
         peak = torch.cuda.max_memory_allocated() / 2**30
+        check = {}
+        if args.check:  # first window's CFG prediction at the first timestep vs the first variant's
+            win = context_windows(args.frames, ctx_size, ctx_overlap)[0]
+            t_ = sched.timesteps[0]
+            x_ = sched.scale_model_input(lat[:, :, win.slice()], t_).to(dtype)
+            with torch.no_grad():
+                pw = guided_prediction(unet, x_, t_, emb.to(dtype), guid[:, :, win.slice()], bank, 3.5).float()
+            key = (dtype, win.length)
+            if key not in cache.setdefault("check_ref", {}):
+                cache["check_ref"][key] = (variant, pw)
+            else:
+                rv, rp = cache["check_ref"][key]
+                check = {
+                    "vs": rv,
+                    "max_abs": float((pw - rp).abs().max()),
+                    "rel_l2": float((pw - rp).norm() / rp.norm()),
+                    "ref_abs_max": float(rp.abs().max()),
+                    "finite": bool(torch.isfinite(pw).all()),
+                }
         seg = args.steps * step
         results[variant] = {
             "frame_passes_per_step": sum(x.length for x in context_windows(args.frames, ctx_size, ctx_overlap)),
@@ -241,6 +398,7 @@ def main() -> int:
             "segment_denoise_s": seg,
             "reference_unet_s": ref_s,
             "peak_gib": peak,
+            "check": check,
         }
         print(variant, json.dumps(results[variant]), flush=True)
         if args.profile == variant:
@@ -273,45 +431,15 @@ def main() -> int:
             print("full", variant, json.dumps(results[variant]), flush=True)
         del lat
         if args.out:  # keep what is measured even if a later variant runs out of time
-            Path(args.out).write_text(json.dumps({"info": info, "results": results}, indent=1))
-    # guidance encoders and VAE decode, once (fp16)
-    extra = {}
-    dtype = torch.float16
-    with torch.device(dev):
-        encs = {t: GuidanceEncoder().to(dtype).eval() for t in ("depth", "normal", "semantic_map", "dwpose")}
-    maps = {t: torch.rand(args.frames, 3, args.size, args.size, device=dev) for t in encs}
-    with torch.no_grad():
-        extra["guidance_encoders_4_s"] = median(
-            cuda_time(lambda encs=encs, maps=maps: sum_guidance(encs, maps, chunk=16), reps=3)
-        )
-    del encs, maps
-    if args.decode:
-        from diffusers import AutoencoderKL
-
-        from stm2pe_core.models.encoders import vae_config
-
-        with torch.device(dev):
-            vae = AutoencoderKL(**vae_config()).to(dtype).eval()
-        z = torch.randn(1, 4, args.frames, h, w, device=dev) * 0.5
-        for chunk in (8,):
-            torch.cuda.reset_peak_memory_stats()
-            extra[f"vae_decode_chunk{chunk}_s"] = median(cuda_time(lambda c=chunk: vae_decode(vae, z, chunk=c), reps=2))
-            extra[f"vae_decode_chunk{chunk}_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
-        vae.decoder = torch.compile(vae.decoder, dynamic=False)
-        t0 = time.perf_counter()
-        vae_decode(vae, z, chunk=8, static_shapes=True)
-        extra["vae_decode_compile_first_s"] = time.perf_counter() - t0
-        extra["vae_decode_compiled_chunk8_s"] = median(
-            cuda_time(lambda: vae_decode(vae, z, chunk=8, static_shapes=True), reps=2)
-        )
-        del vae
+            Path(args.out).write_text(json.dumps({"info": info, "results": results, "extra": extra}, indent=1))
+    if not args.extras_first:
+        extras(args, dev, h, w, extra)
     print("extra", json.dumps(extra), flush=True)
     # summary
     print("\n| variant | s/step | 25-step denoise s | + decode/ref/guid s | peak GiB | bound ratio |")
     print("|---|---|---|---|---|---|")
-    overhead = extra.get("vae_decode_compiled_chunk8_s", extra.get("vae_decode_chunk8_s", 0.0)) + extra.get(
-        "guidance_encoders_4_s", 0.0
-    )
+    decodes = [v for k, v in extra.items() if re.fullmatch(r"vae_decode_compiled_chunk\d+_s", k)]
+    overhead = min(decodes, default=extra.get("vae_decode_chunk8_s", 0.0)) + extra.get("guidance_encoders_4_s", 0.0)
     for k, r in results.items():
         if "error" in r:
             print(f"| {k} | {r['error'][:40]} |")

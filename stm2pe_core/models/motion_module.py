@@ -15,6 +15,7 @@ position table and feed-forward are diffusers' own blocks.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
 from diffusers.models.embeddings import SinusoidalPositionalEmbedding
@@ -62,14 +63,59 @@ class TemporalMathProcessor:
         return attn.to_out[1](attn.to_out[0](o))
 
 
+class TemporalTritonProcessor:
+    """Temporal self-attention through one Triton kernel per call (``temporal_triton``): one
+    program per (position, head) sequence, no head transposes. CUDA fp16/bf16 only; other
+    inputs (CPU, fp32) take SDPA. Same math as SDPA."""
+
+    def __init__(self) -> None:
+        from . import temporal_triton  # needs triton: imported only when chosen
+
+        self.kernel = temporal_triton
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        if attention_mask is not None or encoder_hidden_states is not None:
+            raise NotImplementedError("temporal attention is unmasked self-attention")
+        x = hidden_states
+        q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
+        if self.kernel.supported(q, attn.heads):
+            o = self.kernel.temporal_attention(q, k, v, attn.heads, attn.scale)
+        else:
+            b, n, c = q.shape
+            h = attn.heads
+
+            def heads(z: torch.Tensor) -> torch.Tensor:
+                return z.view(b, n, h, c // h).transpose(1, 2)
+
+            o = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), scale=attn.scale)
+            o = o.transpose(1, 2).reshape(b, n, c)
+        return attn.to_out[1](attn.to_out[0](o))
+
+
+TEMPORAL_ATTENTION = ("sdpa", "math", "triton")
+
+
 def set_temporal_attention(model: nn.Module, impl: str = "sdpa") -> int:
-    """Choose the temporal attention kernel of every motion module: ``sdpa`` or ``math``."""
+    """Choose the temporal attention kernel of every motion module: ``sdpa``, ``math`` or
+    ``triton`` (CUDA; falls back to SDPA where triton is missing)."""
     from diffusers.models.attention_processor import AttnProcessor2_0
 
+    if impl not in TEMPORAL_ATTENTION:
+        raise ValueError(f"temporal attention must be one of {TEMPORAL_ATTENTION}, got {impl!r}")
+    if impl == "triton":
+        try:
+            TemporalTritonProcessor()
+        except ImportError:
+            impl = "sdpa"
     n = 0
     for mod in model.modules():
         if isinstance(mod, TemporalSelfAttention):
-            mod.set_processor(TemporalMathProcessor() if impl == "math" else AttnProcessor2_0())
+            if impl == "math":
+                mod.set_processor(TemporalMathProcessor())
+            elif impl == "triton":
+                mod.set_processor(TemporalTritonProcessor())
+            else:
+                mod.set_processor(AttnProcessor2_0())
             n += 1
     return n
 

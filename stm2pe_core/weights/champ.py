@@ -261,9 +261,10 @@ def load_models(
 ) -> ModelSet:
     """Strictly load CHAMP's UNets, the VAE, the CLIP image encoder and the guidance encoders.
 
-    ``compile`` wraps the denoising UNet and the VAE decoder in ``torch.compile`` (CUDA only):
-    ~1 min of compiling on the first segment, then 1.36x faster steps and 1.6x faster decoding
-    (bench/RESULTS.md).
+    ``compile`` wraps the denoising UNet and the VAE decoder in ``torch.compile`` (CUDA only;
+    ignored elsewhere) and gives the motion modules the Triton temporal attention (SDPA where
+    triton is missing): ~1 min of compiling on the first segment, then ~1.37x faster steps and
+    1.6x faster decoding (bench/RESULTS.md). The decoder then wants one chunk size throughout.
     """
     from ..models.encoders import load_clip, load_vae
     from ..models.guidance_encoder import ablation_types, load_guidance_encoder
@@ -295,7 +296,17 @@ def load_models(
         for t in guidance_types
         if with_guidance_encoders
     }
-    return ModelSet(ref, den, vae, clip, encs, dev, dt, offload, {k: str(v) for k, v in files.items()})
+    sources = {k: str(v) for k, v in files.items()}
+    if compile and dev.type != "cuda":
+        log.warning("STM2PE: compile is for CUDA devices; running %s uncompiled", dev.type)
+    elif compile:
+        from ..models.motion_module import set_temporal_attention
+
+        set_temporal_attention(den, "triton")
+        den = torch.compile(den, dynamic=False)
+        vae.decoder = torch.compile(vae.decoder, dynamic=False)
+        sources["compiled"] = "torch.compile: denoising UNet, VAE decoder"
+    return ModelSet(ref, den, vae, clip, encs, dev, dt, offload, sources)
 
 
 @dataclass
