@@ -170,6 +170,71 @@ def run_windows(
     return fused
 
 
+GAIN_WINDOW_S = 1.0  # the local mean the calibration amplifies deviations from (about two beats)
+
+
+def apply_motion_gain(
+    rot6d: np.ndarray,
+    gain: float,
+    fps: float,
+    limits: tuple[float, ...] | np.ndarray = (),
+    window_s: float = GAIN_WINDOW_S,
+) -> np.ndarray:
+    """De-averaging calibration: scale each joint's rotation away from its local temporal mean.
+
+    M2PEnc partly averages moves it cannot tell apart, which leaves the right rhythm but too
+    little motion. For every joint below the root, the local mean rotation M_t (a ``window_s``
+    moving average of the matrices, re-orthonormalised by SVD) is kept and the deviation
+    D_t = M_t^T R_t is raised to ``gain`` in rotation space (axis-angle scaled), so the slow
+    posture is untouched and the motion around it grows. Where ``limits`` (rad per joint) would be
+    exceeded, the gain is lowered for that joint and frame (never below the raw output). The root
+    (rotation 0) and the path are not changed. ``gain == 1`` returns the input.
+    """
+    from .body.rotations import axis_angle_to_matrix
+
+    rot6d = np.asarray(rot6d, dtype=np.float32)
+    if abs(gain - 1.0) < 1e-6 or len(rot6d) < 3:
+        return rot6d
+    rot = rot6d_to_matrix(rot6d.astype(np.float64))[:, 1:]  # (N, 23, 3, 3)
+    n = len(rot)
+    half = max(1, int(round(window_s * fps / 2)))
+    # moving average with the window shrinking at the ends (edge frames are not pulled toward 0)
+    csum = np.concatenate([np.zeros((1, *rot.shape[1:])), np.cumsum(rot, axis=0)], axis=0)
+    lo = np.clip(np.arange(n) - half, 0, n)
+    hi = np.clip(np.arange(n) + half + 1, 0, n)
+    mean = (csum[hi] - csum[lo]) / (hi - lo)[:, None, None, None]
+    u, _, vt = np.linalg.svd(mean)
+    d = np.sign(np.linalg.det(u @ vt))
+    u[..., :, 2] *= d[..., None]
+    mean = u @ vt  # nearest rotation
+    dev = matrix_to_axis_angle(np.swapaxes(mean, -1, -2) @ rot)  # (N, 23, 3)
+    lim = np.asarray(limits, dtype=np.float64).reshape(-1)
+    out = None
+    # try the full gain, then gains closer to 1 where a joint would pass its limit
+    for s in (1.0, 0.75, 0.5, 0.25, 0.0):
+        g = 1.0 + (gain - 1.0) * s
+        cand = mean @ axis_angle_to_matrix(dev * g)
+        if out is None:
+            out = cand
+        if lim.size != 24:
+            break
+        ang = np.linalg.norm(matrix_to_axis_angle(cand), axis=-1)
+        raw = np.linalg.norm(matrix_to_axis_angle(rot), axis=-1)
+        ok = ang <= np.maximum(lim[None, 1:], raw)
+        if s == 1.0:
+            bad = ~ok
+        else:
+            out[bad & ok] = cand[bad & ok]
+            bad &= ~ok
+        if not bad.any():
+            break
+    if lim.size == 24 and bad.any():
+        out[bad] = rot[bad]
+    res = rot6d.copy()
+    res[:, 1:] = matrix_to_rot6d(out).astype(np.float32)
+    return res
+
+
 def outputs_to_motion(
     rot6d: np.ndarray, root: np.ndarray, betas: np.ndarray, fps: float, source: str = "m2penc"
 ) -> Motion:
@@ -187,8 +252,21 @@ def outputs_to_motion(
     )
 
 
-def music_to_motion(features: MusicFeatures, model: M2PEnc | None = None, progress: Progress | None = None) -> Motion:
-    """The SMPL dance M2PEnc makes for ``features`` (whole song, windows fused)."""
+def calibrated_rot6d(out: dict[str, np.ndarray], model: M2PEnc, fps: float, motion_gain: float | None) -> np.ndarray:
+    """The fused rotations with the model's motion gain (``motion_gain`` overrides it; 1 = raw)."""
+    cfg = model.config
+    gain = cfg.motion_gain if motion_gain is None else float(motion_gain)
+    return apply_motion_gain(out["rot6d"], gain, fps, cfg.joint_angle_limits)
+
+
+def music_to_motion(
+    features: MusicFeatures,
+    model: M2PEnc | None = None,
+    progress: Progress | None = None,
+    motion_gain: float | None = None,
+) -> Motion:
+    """The SMPL dance M2PEnc makes for ``features`` (whole song, windows fused), with the
+    weights' de-averaging calibration (``motion_gain=1.0`` gives the raw network output)."""
     model = model if model is not None else load_m2penc()
     if "smpl" not in model.config.heads:
         raise InputError(
@@ -197,7 +275,11 @@ def music_to_motion(features: MusicFeatures, model: M2PEnc | None = None, progre
     feats = check_features(features, model)
     out = run_windows(model, feats, ("smpl",), progress)
     return outputs_to_motion(
-        out["rot6d"], out["root"], out["betas"], features.fps, source=f"m2penc:{features.source_hash[:12]}"
+        calibrated_rot6d(out, model, features.fps, motion_gain),
+        out["root"],
+        out["betas"],
+        features.fps,
+        source=f"m2penc:{features.source_hash[:12]}",
     )
 
 
@@ -311,7 +393,11 @@ def m2penc_outputs(
             "these M2PEnc weights have no SMPL head; choose weights trained with one (e.g. the bundled default)."
         )
     motion = outputs_to_motion(
-        out["rot6d"], out["root"], out["betas"], features.fps, source=f"m2penc:{features.source_hash[:12]}"
+        calibrated_rot6d(out, model, features.fps, None),
+        out["root"],
+        out["betas"],
+        features.fps,
+        source=f"m2penc:{features.source_hash[:12]}",
     )
     preview = (
         heatmap_preview(out["heatmap"], preview_size)
@@ -328,6 +414,7 @@ def m2penc_outputs(
 
 __all__ = [
     "M2PEncResult",
+    "apply_motion_gain",
     "heatmap_preview",
     "m2penc_outputs",
     "DEFAULT_NAME",

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "training.train",
     "training.evaluate",
     "training.export",
+    "training.calibrate",
 )
 
 

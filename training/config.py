@@ -62,6 +62,9 @@ class TrainLoopConfig:
     max_minutes: float = 0.0  # stop (eval + save + export) after this wall time; 0 = no limit
     eval_songs: int = 8  # held-out songs scored (BAS, speed) at each evaluation
     heads: tuple[str, ...] = ("smpl", "heatmap")  # heads trained (guidance needs targets)
+    # fine-tuning: start from the weights (and feature statistics) of this exported .safetensors
+    # instead of a fresh init; its architecture must match `model` (strict load). "" = fresh init
+    init_from: str = ""
 
 
 @dataclass

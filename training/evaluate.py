@@ -87,7 +87,7 @@ def score_dances(
     }
 
 
-def evaluate_songs(model, songs, fps: float | None = None) -> dict[str, Any]:
+def evaluate_songs(model, songs, fps: float | None = None, motion_gain: float | None = None) -> dict[str, Any]:
     """Score a model on corpus :class:`~training.stage1_data.Song` items (teacher = their motion)."""
     from stm2pe_core.motion_inference import music_to_motion
 
@@ -100,7 +100,7 @@ def evaluate_songs(model, songs, fps: float | None = None) -> dict[str, Any]:
             feats = MusicFeatures(
                 s.features, model.config.feature_kind, fps, (("features", s.features.shape[1]),), s.name
             )
-            motion = music_to_motion(feats, model)
+            motion = music_to_motion(feats, model, motion_gain=motion_gain)
             mj.append(motion_joints(motion))
             tj.append(np.asarray(forward_kinematics(s.poses.astype(np.float64), s.trans.astype(np.float64))))
             beats.append(s.beat_times)
@@ -164,7 +164,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     _, val = split_songs(songs, args.val_songs)
     if not val:
         raise InputError(f"{args.corpus}: no held-out songs to evaluate")
-    result = evaluate_songs(model, val[: args.limit] if args.limit else val)
+    result = evaluate_songs(model, val[: args.limit] if args.limit else val, motion_gain=args.motion_gain)
     _write(result, args.out, f"M2PEnc on held-out corpus songs ({args.checkpoint or 'default (bundled)'})")
     return 0
 
@@ -195,7 +195,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     for f in files[: args.limit or None]:
         music = load_music(f, fps=model.config.fps).music
         feats = encode_music(music, "librosa", beat_channel=model.config.in_dim == 36)
-        mj.append(motion_joints(music_to_motion(feats, model)))
+        mj.append(motion_joints(music_to_motion(feats, model, motion_gain=args.motion_gain)))
         t = teacher_motion_for(music, feats)
         tj.append(motion_joints(t) if t is not None else None)
         beats.append(np.asarray(music.beat_times))
@@ -206,6 +206,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+GAIN_HELP = "override the weights' motion gain (1 = raw network output; default: the weights' own)"
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score an M2PEnc on the held-out songs of a corpus")
     p.add_argument("--checkpoint", default=None, help="M2PEnc .safetensors (default: the bundled one)")
@@ -213,6 +216,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-songs", type=int, default=16)
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--out", default=None, help="write OUT.md and OUT.json")
+    p.add_argument("--motion-gain", type=float, default=None, help=GAIN_HELP)
     p.set_defaults(func=_cmd_eval)
     p = sub.add_parser(
         "score", help="score an M2PEnc on a folder of music files (BAS vs teacher vs mismatched control)"
@@ -221,4 +225,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--music", required=True, help="folder of music files")
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--out", default=None, help="write OUT.md and OUT.json")
+    p.add_argument("--motion-gain", type=float, default=None, help=GAIN_HELP)
     p.set_defaults(func=_cmd_score)

@@ -80,7 +80,7 @@ def smpl_losses(
     out["contact"] = (planted * (pspeed - tspeed).abs()).sum() / planted.sum().clamp_min(1.0) * 10.0
     out["betas"] = (pred["betas"].to(dtype) - batch["betas"].to(dtype)).abs().mean()
     out["loss_smpl"] = sum(
-        getattr(w, k) * out[k] for k in ("rot", "fk", "vel", "acc", "root", "traj", "contact", "betas")
+        getattr(w, k) * out[k] for k in ("rot", "fk", "vel", "acc", "speed", "root", "traj", "contact", "betas")
     )
     return out
 

@@ -64,6 +64,20 @@ def build_model(cfg: TrainConfig, train_songs) -> M2PEnc:
     return model
 
 
+def init_model(cfg: TrainConfig, path: str | Path) -> M2PEnc:
+    """Fine-tuning start: the config's architecture with an exported file's weights and feature
+    statistics (strict: a mismatch names the keys). The optimizer starts fresh."""
+    from stm2pe_core.models.m2penc import _read_state, load_strict
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: train.init_from file not found; give an exported M2PEnc .safetensors")
+    model = M2PEnc(cfg.model)
+    load_strict(model, _read_state(path), path)
+    log.info("initialised from %s", path)
+    return model
+
+
 def train_step(
     model, batch, cfg: TrainConfig, image_size, gen: torch.Generator | None = None
 ) -> dict[str, torch.Tensor]:
@@ -125,7 +139,10 @@ def run(cfg: TrainConfig, resume: str | None = None, corpus_songs=None) -> dict:
         heads.remove("guidance")
     cfg = replace(cfg, train=replace(cfg.train, heads=tuple(heads)))
     cfg.model.trained_heads = tuple(heads)
-    model = build_model(cfg, train_songs)
+    if cfg.train.init_from:
+        model = init_model(cfg, cfg.train.init_from)
+    else:
+        model = build_model(cfg, train_songs)
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=tuple(cfg.optim.betas)
     )
@@ -276,6 +293,8 @@ def _evaluate(acc, model, cfg: TrainConfig, val_batches, val_songs, image_size, 
 
 def _cmd(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
+    if args.init:
+        cfg = replace(cfg, train=replace(cfg.train, init_from=args.init))
     logging.getLogger("training").setLevel(logging.INFO)
     summary = run(cfg, resume=args.resume)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2, default=float))
@@ -286,6 +305,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="stage 1: train M2PEnc on the synthetic corpus")
     p.add_argument("--config", required=True, help="YAML file (see training/configs/)")
     p.add_argument("--resume", default=None, help="'latest' or a checkpoint folder")
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="FILE.safetensors",
+        help="fine-tune: start from these exported weights (same as --set train.init_from=FILE)",
+    )
     p.add_argument(
         "--set",
         action="append",

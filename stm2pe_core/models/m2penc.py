@@ -87,11 +87,21 @@ class M2PEncConfig:
     fps: float = 15.0
     window: int = 120  # frames per inference window (= training clip length)
     window_overlap: int = 30
+    # de-averaging calibration (see stm2pe_core.motion_inference.apply_motion_gain): joint rotations'
+    # deviation from their 1-s local mean is scaled by this factor at inference; fitted on the
+    # TRAINING split (`python -m training calibrate`); 1.0 = the raw network output
+    motion_gain: float = 1.0
+    # per-joint largest rotation angle from rest (rad, 24 values) seen in the training corpus: the
+    # calibrated pose never bends a joint further than this (or than the raw output does); () = no cap
+    joint_angle_limits: tuple[float, ...] = ()
     notes: str = ""
 
     def __post_init__(self) -> None:
         self.heads = tuple(self.heads)
         self.trained_heads = tuple(self.trained_heads)
+        self.joint_angle_limits = tuple(float(a) for a in self.joint_angle_limits)
+        if self.motion_gain <= 0:
+            raise ValueError(f"motion_gain must be > 0, got {self.motion_gain}")
         unknown = [h for h in self.heads if h not in HEADS]
         if unknown:
             raise ValueError(f"unknown M2PEnc heads {unknown}; choose from {HEADS}")
@@ -106,6 +116,7 @@ class M2PEncConfig:
         d = dataclasses.asdict(self)
         d["heads"] = list(self.heads)
         d["trained_heads"] = list(self.trained_heads)
+        d["joint_angle_limits"] = list(self.joint_angle_limits)
         return d
 
     @classmethod
