@@ -157,6 +157,18 @@ def test_load_photoreal_names_the_missing_file_and_checks_keys(tmp_path):
     with pytest.raises(MissingModelError, match="denoising_unet"):
         pipeline.load_photoreal(tree, "P", "cpu")
     _models_tree(tmp_path, "P")
+    # the up-front check refuses files that are not weight files at all, naming each of them
+    with pytest.raises(MissingModelError, match="not a torch weight file|unreadable safetensors header"):
+        pipeline.load_photoreal(tree, "P", "cpu")
+    # well-formed files with the wrong keys pass that check and fail the strict load, by file name
+    from safetensors.torch import save_file
+
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            if f.suffix == ".safetensors":
+                save_file({"x": torch.zeros(1)}, str(f))
+            else:
+                torch.save({"x": torch.zeros(1)}, f)
     torch.save({"conv_in.weight": torch.zeros(1)}, tmp_path / "champ" / "denoising_unet.pth")
     with pytest.raises(WeightsError, match="denoising_unet.pth"):
         pipeline.load_photoreal(tree, "P", "cpu")
