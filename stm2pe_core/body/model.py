@@ -9,6 +9,7 @@ in capsules and ellipsoids). :func:`load_body` picks one.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,7 +38,7 @@ class PosedBody:
     rotations: np.ndarray | None = None  # (n, 24, 3, 3) global joint rotations (hands/face drawing)
 
 
-class BodyModel:
+class BodyModel(ABC):
     """Interface; see the module docstring."""
 
     name: str = "body"
@@ -49,12 +50,13 @@ class BodyModel:
     def n_vertices(self) -> int:
         return int(self.parts.shape[0])
 
+    @abstractmethod
     def rest_joints(self, betas: np.ndarray | None = None) -> np.ndarray:  # (24, 3)
-        raise NotImplementedError
+        """Rest-pose joint positions for this body's shape."""
 
+    @abstractmethod
     def pose(self, poses: np.ndarray, trans: np.ndarray, betas: np.ndarray | None = None) -> PosedBody:
         """Pose ``n`` frames: ``poses`` (n,24,3) axis-angle, ``trans`` (n,3)."""
-        raise NotImplementedError
 
 
 class NormalSolver:

@@ -48,7 +48,7 @@ class TemporalMathProcessor:
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
         if attention_mask is not None or encoder_hidden_states is not None:
-            raise NotImplementedError("temporal attention is unmasked self-attention")
+            raise ValueError("temporal attention is unmasked self-attention: no mask or cross-attention context")
         x = hidden_states
         b, n, c = x.shape
         h = attn.heads
@@ -75,7 +75,7 @@ class TemporalTritonProcessor:
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
         if attention_mask is not None or encoder_hidden_states is not None:
-            raise NotImplementedError("temporal attention is unmasked self-attention")
+            raise ValueError("temporal attention is unmasked self-attention: no mask or cross-attention context")
         x = hidden_states
         q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
         if self.kernel.supported(q, attn.heads):

@@ -73,7 +73,7 @@ class ReferenceAttnProcessor:
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
         if attention_mask is not None or encoder_hidden_states is not None:
-            raise NotImplementedError("reference attention supports unmasked self-attention only")
+            raise ValueError("reference attention supports unmasked self-attention only")
         ctl = self.control
         x = hidden_states
         if ctl.mode == "write":
@@ -121,7 +121,7 @@ class FusedSelfAttnProcessor:
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
         if attention_mask is not None or encoder_hidden_states is not None:
-            raise NotImplementedError("fused self-attention supports unmasked self-attention only")
+            raise ValueError("fused self-attention supports unmasked self-attention only")
         q, k, v = F.linear(hidden_states, self.qkv).chunk(3, dim=-1)
         return attn.to_out[1](attn.to_out[0](_attend(attn, q, k, v)))
 
