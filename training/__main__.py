@@ -1,20 +1,13 @@
-"""``python -m training <command>``: a small dispatcher.
+"""``python -m training <command>``: the training tools' CLI.
 
 Each command lives in its own module that defines ``register(subparsers)`` and sets
-``func(args) -> int`` on its parser, so adding a command never touches the others.
+``func(args) -> int`` on its parser; parsing and error handling are the library CLI's.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import logging
-import sys
+from stm2pe_core.cli import build_parser, run
 
-from stm2pe_core.errors import STM2PEError
-
-# modules that define ``register(subparsers)``; missing ones are skipped so the CLI works while
-# the package grows
 COMMAND_MODULES = (
     "training.music_synth",
     "training.teacher",
@@ -26,37 +19,8 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training", description="STM2PE Dance training tools")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        if hasattr(mod, "register"):
-            mod.register(sub)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except STM2PEError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("cancelled", file=sys.stderr)
-        return 130
+    return run(build_parser("python -m training", "STM2PE Dance training tools", COMMAND_MODULES), argv)
 
 
 if __name__ == "__main__":
