@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from stm2pe_core.atomic import atomic_write
 from stm2pe_core.errors import InputError
 from stm2pe_core.types import DEFAULT_FPS
 
@@ -246,9 +247,8 @@ def _write_shard(job: tuple[int, list[dict], dict]) -> dict:
     arrays["song_offsets"] = frames
     arrays["beat_offsets"] = beats
     name = _shard_name(index)
-    tmp = out / f"{name}.safetensors.part"
-    save_file(arrays, str(tmp))
-    os.replace(tmp, out / f"{name}.safetensors")
+    with atomic_write(out / f"{name}.safetensors") as tmp:
+        save_file(arrays, str(tmp))
     record = {
         "file": f"{name}.safetensors",
         "songs": [s["meta"] for s in songs],
@@ -260,9 +260,8 @@ def _write_shard(job: tuple[int, list[dict], dict]) -> dict:
         "map_names": [k for k in arrays if k.startswith("map_")],
         "seconds": round(time.time() - t0, 2),
     }
-    tmp = out / f"{name}.json.part"
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, out / f"{name}.json")
+    with atomic_write(out / f"{name}.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=1))
     return record
 
 
@@ -371,9 +370,8 @@ def write_manifest(out: Path, args: dict, n_shards: int) -> dict:
             {"file": r["file"], "songs": len(r["songs"]), "frames": r["frames"], "clips": r["clips"]} for r in records
         ],
     }
-    tmp = out / "manifest.json.part"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out / "manifest.json")
+    with atomic_write(out / "manifest.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1))
     return manifest
 
 

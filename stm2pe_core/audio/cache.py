@@ -12,13 +12,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..types import MusicFeatures
 
 log = logging.getLogger(__name__)
@@ -82,14 +82,8 @@ class FeatureCache:
         }
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.folder)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    np.savez(f, features=feats.features, meta=np.array(json.dumps(meta)))
-                os.replace(tmp, self.path(key))
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            with atomic_write(self.path(key)) as tmp, open(tmp, "wb") as f:
+                np.savez(f, features=feats.features, meta=np.array(json.dumps(meta)))
         except OSError as exc:
             log.warning("STM2PE: could not write the feature cache in %s (%s); continuing without it", self.folder, exc)
             return None

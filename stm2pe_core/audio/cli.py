@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..types import DEFAULT_FPS
 
 
@@ -83,7 +84,6 @@ def save_npz(path: Path, music, feats) -> None:
     """Features + rhythm analysis as a plain .npz (no pickles), written atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     meta = {
         "kind": feats.kind,
         "fps": feats.fps,
@@ -92,7 +92,7 @@ def save_npz(path: Path, music, feats) -> None:
         "offset": music.offset,
         "source_hash": feats.source_hash,
     }
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
         np.savez(
             f,
             features=feats.features,
@@ -104,7 +104,6 @@ def save_npz(path: Path, music, feats) -> None:
             fps=np.float64(music.fps),
             meta=np.array(json.dumps(meta)),
         )
-    os.replace(tmp, path)
 
 
 def _cache(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import InputError, bad_file
 from ..types import Motion, frame_count
 from .rotations import (
@@ -300,14 +301,13 @@ def load_motion(
 def save_motion(motion: Motion, path: str | Path) -> Path:
     """Write the STM2PE ``.npz`` form (no pickles inside); written to a temp name then renamed."""
     p = Path(path)
-    tmp = p.with_name(p.name + ".part.npz")
-    np.savez(
-        tmp,
-        poses=motion.poses.astype(np.float32),
-        trans=motion.trans.astype(np.float32),
-        betas=motion.betas.astype(np.float32),
-        fps=np.float64(motion.fps),
-        up=np.array("y"),
-    )
-    tmp.replace(p)
+    with atomic_write(p) as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f,
+            poses=motion.poses.astype(np.float32),
+            trans=motion.trans.astype(np.float32),
+            betas=motion.betas.astype(np.float32),
+            fps=np.float64(motion.fps),
+            up=np.array("y"),
+        )
     return p

@@ -20,7 +20,6 @@ file is deleted and no output file appears; an existing file at the destination 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -29,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..atomic import publish, temporary_sibling
 from ..errors import InputError
 from ..progress import Progress
 
@@ -211,9 +211,7 @@ class VideoWriter:
         folder = self.path.parent if str(self.path.parent) else Path(".")
         if not folder.is_dir():
             raise InputError(f"{self.path}: folder {folder} does not exist. Create it or choose another --out path")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part.mp4", dir=folder)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temporary_sibling(self.path.with_suffix(".mp4"))
         try:
             self._container = av.open(str(self._tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
             if self.audio is not None:
@@ -323,8 +321,7 @@ class VideoWriter:
             self._container.close()
             self._container = None
             assert self._tmp is not None
-            _chmod_like_new_file(self._tmp)
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path)
             self._tmp = None
         except BaseException:
             self.abort()
@@ -380,10 +377,3 @@ def write_video(
             if progress is not None:
                 progress(writer.frames_written, max(total, writer.frames_written))
     return writer.path
-
-
-def _chmod_like_new_file(path: Path) -> None:
-    """mkstemp creates 0600 files; give the finished video the mode a plain ``open`` would (umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..errors import InputError
 from .paths import ModelTree
 
@@ -30,12 +30,8 @@ def convert_file(src: Path, out_dir: Path, dtype: str = "keep", check: bool = Tr
     sd = {k: v.contiguous() for k, v in sd.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir / f"{src.name.split('.')[0]}.safetensors"
-    tmp = dst.with_suffix(".safetensors.part")
-    try:
+    with atomic_write(dst) as tmp:
         save_file(sd, str(tmp), metadata={"source": src.name, "converted_by": "stm2pe_core convert-weights"})
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dst
 
 
