@@ -498,7 +498,7 @@ def _photoreal(request, tree, model, music, features, audio, timer, progress) ->
             guidance_for,
             models.denoising_unet,
             reference,
-            vae_decoder(models.vae),
+            vae_decoder(models.vae, static_shapes="compiled" in models.sources),
             writer,
             segment_frames=request.segment_frames,
             continuation=cont,

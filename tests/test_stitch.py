@@ -104,3 +104,23 @@ def test_trim_audio_shapes():
     a = trim_audio((np.zeros(44100 * 3, np.float32), 44100), 30, 15)
     assert a["waveform"].shape == (1, 1, 88200) and a["sample_rate"] == 44100
     assert trim_audio(None, 3, 15) is None
+
+
+def test_static_shapes_decoder_pads_the_short_last_chunk_and_keeps_results():
+    vae = tiny_vae()
+    seen: list[int] = []
+    decode = vae.decode
+
+    def spy(z, *a, **k):
+        seen.append(int(z.shape[0]))
+        return decode(z, *a, **k)
+
+    vae.decode = spy  # type: ignore[method-assign]
+    z = torch.randn(1, 4, 10, 6, 6, generator=torch.Generator().manual_seed(3))
+    padded = vae_decoder(vae, chunk=4, static_shapes=True)(z)
+    assert seen == [4, 4, 4]  # 10 frames: the last chunk of 2 is padded to 4 for a compiled decoder
+    seen.clear()
+    plain = vae_decoder(vae, chunk=4)(z)
+    assert seen == [4, 4, 2]
+    assert padded.shape == plain.shape == (10, 12, 12, 3)
+    torch.testing.assert_close(padded, plain, atol=1e-5, rtol=1e-5)

@@ -29,11 +29,14 @@ from .segments import Segment, SegmentPlan, plan_from_windows
 Decoder = Callable[[torch.Tensor], torch.Tensor]
 
 
-def vae_decoder(vae: Any, chunk: int = 8) -> Decoder:
-    """The decoder for a diffusers ``AutoencoderKL`` (SD1.5 scale), via the diffusion stack."""
+def vae_decoder(vae: Any, chunk: int = 8, static_shapes: bool = False) -> Decoder:
+    """The decoder for a diffusers ``AutoencoderKL`` (SD1.5 scale), via the diffusion stack.
+
+    ``static_shapes`` (for a compiled decoder) pads a song's short last chunk instead of letting
+    torch.compile build a second graph for it."""
     from .reference import vae_decode
 
-    return lambda z: vae_decode(vae, z, chunk=chunk)
+    return lambda z: vae_decode(vae, z, chunk=chunk, static_shapes=static_shapes)
 
 
 def trim_audio(audio: Any, n_frames: int, fps: float | Fraction, sample_rate: int | None = None) -> dict | None:
