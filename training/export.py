@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from stm2pe_core.errors import InputError
-from stm2pe_core.models.m2penc import M2PEnc, M2PEncConfig, load_strict
+from stm2pe_core.models.m2penc import M2PEnc, M2PEncConfig
+from stm2pe_core.weights.loading import load_file_strict
 
 
 def _run_dir_of(checkpoint: Path) -> Path:
@@ -30,7 +31,6 @@ def export_checkpoint(
     checkpoint: str | Path, out: str | Path, dtype: torch.dtype | None = None, notes: str = ""
 ) -> Path:
     """Write ``out`` from a checkpoint folder (``<run>/checkpoints/step_N``) or a run folder."""
-    from safetensors.torch import load_file
 
     ckpt = Path(checkpoint)
     if not ckpt.exists():
@@ -51,7 +51,7 @@ def export_checkpoint(
     if notes:
         cfg.notes = notes
     model = M2PEnc(cfg)
-    load_strict(model, load_file(str(ckpt / "model.safetensors")), ckpt / "model.safetensors")
+    load_file_strict(model, ckpt / "model.safetensors", dtype=torch.float32)
     return model.save_pretrained(out, dtype=dtype)
 
 

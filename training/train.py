@@ -67,13 +67,13 @@ def build_model(cfg: TrainConfig, train_songs) -> M2PEnc:
 def init_model(cfg: TrainConfig, path: str | Path) -> M2PEnc:
     """Fine-tuning start: the config's architecture with an exported file's weights and feature
     statistics (strict: a mismatch names the keys). The optimizer starts fresh."""
-    from stm2pe_core.models.m2penc import _read_state, load_strict
+    from stm2pe_core.weights.loading import load_strict, read_state_dict
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: train.init_from file not found; give an exported M2PEnc .safetensors")
     model = M2PEnc(cfg.model)
-    load_strict(model, _read_state(path), path)
+    load_strict(model, read_state_dict(path), path, dtype=torch.float32)
     log.info("initialised from %s", path)
     return model
 

@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..atomic import atomic_write
 from ..errors import WeightsError, bad_file
 
 HEADS = ("smpl", "heatmap", "guidance")
@@ -362,10 +363,10 @@ class M2PEnc(nn.Module):
             for k, v in self.state_dict().items()
         }
         cfg_json = json.dumps(self.config.to_dict(), indent=2, sort_keys=True)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(state, str(tmp), metadata={CONFIG_KEY: cfg_json, "format": "pt"})
-        tmp.replace(path)
-        path.with_suffix(".json").write_text(cfg_json + "\n")
+        with atomic_write(path) as tmp:
+            save_file(state, str(tmp), metadata={CONFIG_KEY: cfg_json, "format": "pt"})
+        with atomic_write(path.with_suffix(".json")) as tmp:
+            tmp.write_text(cfg_json + "\n")
         return path
 
     @classmethod
@@ -373,10 +374,11 @@ class M2PEnc(nn.Module):
         cls, path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
     ) -> M2PEnc:
         """Strictly load a file written by :meth:`save_pretrained`."""
+        from ..weights.loading import load_strict, read_state_dict
+
         cfg = load_config(path)
-        state = _read_state(path)
         model = cls(cfg)
-        load_strict(model, state, path)
+        load_strict(model, read_state_dict(path), path, dtype=torch.float32)
         return model.to(device=device, dtype=dtype).eval()
 
 
@@ -409,42 +411,6 @@ def load_config(path: str | Path) -> M2PEncConfig:
         return M2PEncConfig.from_dict(json.loads(raw))
     except (ValueError, TypeError) as exc:
         raise WeightsError(f"{path.name}: bad M2PEnc config: {exc}") from exc
-
-
-def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except Exception as exc:  # noqa: BLE001
-        raise WeightsError(
-            f"{Path(path).name}: cannot read tensors ({exc}). The file may be truncated; copy it again."
-        ) from exc
-
-
-def load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path = "<state>") -> None:
-    """``load_state_dict(strict=True)`` with an error that names keys and shapes and the file."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing[:8]}{' …' if len(missing) > 8 else ''} ({len(missing)})")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected[:8]}{' …' if len(unexpected) > 8 else ''} ({len(unexpected)})")
-        if shapes:
-            parts.append(
-                "shape mismatch "
-                + ", ".join(f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in shapes[:4])
-            )
-        raise WeightsError(
-            f"{Path(path).name}: does not match this M2PEnc: "
-            + "; ".join(parts)
-            + ". Use the config saved with these weights."
-        )
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
 
 
 def yaw_of(rot: torch.Tensor) -> torch.Tensor:
@@ -507,7 +473,6 @@ __all__ = [
     "M2PEnc",
     "M2PEncConfig",
     "load_config",
-    "load_strict",
     "decode_root",
     "encode_root",
     "rot_y",
