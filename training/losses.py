@@ -127,16 +127,10 @@ def total_loss(
     # losses in float32 even under bf16/fp16 autocast: FK and frame differences of positions
     # (a few mm per frame) drown in half-precision rounding otherwise
     with torch.autocast(device_type=batch["features"].device.type, enabled=False):
-        return _total_loss(pred, batch, w, heatmap_sigma, image_size)
+        return _total_loss_fp32(pred, batch, w, heatmap_sigma, image_size)
 
 
-def _total_loss(
-    pred: dict[str, torch.Tensor],
-    batch: dict[str, torch.Tensor],
-    w: LossConfig,
-    heatmap_sigma: float,
-    image_size: tuple[int, int] | None,
-) -> dict[str, torch.Tensor]:
+def _total_loss_fp32(pred, batch, w: LossConfig, heatmap_sigma: float, image_size) -> dict[str, torch.Tensor]:
     pred = {k: v.float() for k, v in pred.items()}
     parts: dict[str, torch.Tensor] = {}
     total = torch.zeros((), device=batch["features"].device)

@@ -35,8 +35,8 @@ _NUMPY_MODULES = (
 )
 
 
-class SparseStub:
-    """State of a pickled scipy sparse matrix, kept as data; :meth:`toarray` densifies it."""
+class _InertState:
+    """A pickled object's state kept as plain data: no class of the original library is run."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -44,6 +44,10 @@ class SparseStub:
 
     def __setstate__(self, state: Any) -> None:
         self.state = dict(state) if isinstance(state, dict) else {"state": state}
+
+
+class SparseStub(_InertState):
+    """State of a pickled scipy sparse matrix, kept as data; :meth:`toarray` densifies it."""
 
     def toarray(self) -> np.ndarray:
         s = self.state
@@ -66,15 +70,8 @@ class SparseStub:
         return out
 
 
-class ChumpyStub:
+class ChumpyStub(_InertState):
     """State of a pickled chumpy object. A plain ``Ch`` stores its value in ``x``."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.state: dict[str, Any] = {}
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = dict(state) if isinstance(state, dict) else {"state": state}
 
     def toarray(self) -> np.ndarray:
         x = self.state.get("x")
