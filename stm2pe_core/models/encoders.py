@@ -40,6 +40,21 @@ def build_clip(device: str | torch.device = "cpu", config: dict[str, Any] | None
         return CLIPVisionModelWithProjection(CLIPVisionConfig(**(config or clip_config()))).eval()
 
 
+def _locate(path: Path, what: str, missing_hint: str) -> tuple[dict[str, Any], Path]:
+    """A folder (config.json + weights) or one weight file -> (folder config or {}, weight file)."""
+    if not path.exists():
+        raise MissingModelError(f"{path}: {what} not found. {missing_hint}")
+    if not path.is_dir():
+        return {}, path
+    raw = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
+    file = _weights_in(path)
+    if file is None:
+        raise MissingModelError(
+            f"{path}: no weight file (model.safetensors, pytorch_model.bin, ...) in this {what} folder."
+        )
+    return raw, file
+
+
 def _weights_in(folder: Path) -> Path | None:
     for name in (
         "diffusion_pytorch_model.safetensors",
@@ -64,18 +79,9 @@ def load_vae(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32)
     """A diffusers folder (config.json + weights) or one weight file (diffusers or original-SD keys)."""
     from ..weights.loading import load_strict, read_state_dict
 
-    path = Path(path)
-    if not path.exists():
-        raise MissingModelError(f"{path}: VAE not found. Put sd-vae-ft-mse (diffusers folder or .safetensors) there.")
+    raw, file = _locate(Path(path), "VAE", "Put sd-vae-ft-mse (diffusers folder or .safetensors) there.")
     cfg = vae_config()
-    if path.is_dir():
-        if (path / "config.json").is_file():
-            cfg.update({k: v for k, v in json.loads((path / "config.json").read_text()).items() if k in cfg})
-        file = _weights_in(path)
-        if file is None:
-            raise MissingModelError(f"{path}: no diffusion_pytorch_model.safetensors/.bin in this VAE folder.")
-    else:
-        file = path
+    cfg.update({k: v for k, v in raw.items() if k in cfg})
     sd = read_state_dict(file)
     if any(k.startswith(("encoder.down.", "first_stage_model.")) for k in sd):
         try:
@@ -91,20 +97,10 @@ def load_clip(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32
     """A transformers folder (config.json + weights, local files only) or one weight file."""
     from ..weights.loading import load_strict, read_state_dict
 
-    path = Path(path)
-    if not path.exists():
-        raise MissingModelError(f"{path}: CLIP image encoder not found. Put sd-image-variations' image_encoder there.")
+    raw, file = _locate(Path(path), "CLIP image encoder", "Put sd-image-variations' image_encoder there.")
+    raw = raw.get("vision_config", raw)
     cfg = clip_config()
-    if path.is_dir():
-        if (path / "config.json").is_file():
-            raw = json.loads((path / "config.json").read_text())
-            raw = raw.get("vision_config", raw)
-            cfg.update({k: v for k, v in raw.items() if k in cfg})
-        file = _weights_in(path)
-        if file is None:
-            raise MissingModelError(f"{path}: no model.safetensors / pytorch_model.bin in this image-encoder folder.")
-    else:
-        file = path
+    cfg.update({k: v for k, v in raw.items() if k in cfg})
     sd = read_state_dict(file)
     enc = build_clip("meta", cfg)
     want = enc.state_dict()
