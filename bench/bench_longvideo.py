@@ -67,6 +67,7 @@ def run_one(args: argparse.Namespace) -> dict:
     from stm2pe_core.diffusion.reference import Reference
     from stm2pe_core.diffusion.segments import plan_segments
     from stm2pe_core.diffusion.stitch import vae_decoder
+    from stm2pe_core.models.encoders import build_vae
     from stm2pe_core.models.unet import DenoisingUNet, ReferenceUNet, sd15_unet_config
     from stm2pe_core.pipeline import generate_song
     from stm2pe_core.video.reader import video_info
@@ -97,15 +98,9 @@ def run_one(args: argparse.Namespace) -> dict:
             latent_channels=4,
             norm_num_groups=4,
         )
-    else:
+    else:  # the real SD1.5 / sd-vae-ft-mse shapes, as the product builds them
         cfg = sd15_unet_config()
-        vae = AutoencoderKL(
-            block_out_channels=(128, 256, 512, 512),
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            layers_per_block=2,
-            latent_channels=4,
-        )
+        vae = build_vae("cpu")
     with torch.device(dev):
         ref_net, den = ReferenceUNet(cfg).eval(), DenoisingUNet(cfg).eval()
     vae = vae.to(dev)
