@@ -187,6 +187,7 @@ def main() -> int:
     ap.add_argument("--out", help="write the results as JSON here")
     ap.add_argument("--one", type=float, help=argparse.SUPPRESS)  # internal: one length, this process
     args = ap.parse_args()
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
     if args.one is not None:
         print(json.dumps(run_one(args)))
         return 0
