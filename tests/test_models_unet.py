@@ -235,6 +235,46 @@ def test_reference_processor_equals_concat_attention():
         torch.testing.assert_close(attn(x), plain(x, x), rtol=1e-5, atol=1e-6)
 
 
+def test_single_token_cross_attention_equals_full_attention():
+    """attn2 with one context token skips q/scores (softmax over one key is 1): same output as
+    diffusers' SDPA processor; zero context (CFG uncond) gives the output bias; longer
+    contexts and masks fall back to the full attention."""
+    from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+    from stm2pe_core.models.reference_attention import SingleTokenCrossAttnProcessor
+
+    torch.manual_seed(6)
+    attn = Attention(query_dim=32, cross_attention_dim=24, heads=4, dim_head=8, bias=False).eval()
+    x = torch.randn(3, 10, 32)
+    fast, full = SingleTokenCrossAttnProcessor(), AttnProcessor2_0()
+    with torch.no_grad():
+        for ctx in (torch.randn(3, 1, 24), torch.randn(3, 4, 24)):
+            attn.set_processor(full)
+            want = attn(x, encoder_hidden_states=ctx)
+            attn.set_processor(fast)
+            got = attn(x, encoder_hidden_states=ctx)
+            assert got.shape == (3, 10, 32)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        got = attn(x, encoder_hidden_states=torch.zeros(3, 1, 24))
+        torch.testing.assert_close(got, attn.to_out[0].bias.expand(3, 10, 32), rtol=0, atol=1e-7)
+        # every query gets the same row, whatever the query is
+        torch.testing.assert_close(got[:, 0], got[:, 9])
+
+
+def test_unets_use_single_token_cross_attention(tiny):
+    from stm2pe_core.models.reference_attention import SingleTokenCrossAttnProcessor
+
+    _, ref, den = tiny
+    for m in (ref, den):
+        procs = [
+            mod.attn2.processor
+            for n, mod in m.named_modules()
+            if n.endswith("transformer_blocks.0") and hasattr(mod, "attn2")
+        ]
+        assert len(procs) == 16
+        assert all(isinstance(p, SingleTokenCrossAttnProcessor) for p in procs)
+
+
 def test_batched_cfg_uncond_half_has_no_reference(tiny):
     cfg, ref, den = tiny
     ctx = torch.randn(1, 1, cfg["cross_attention_dim"])

@@ -126,6 +126,38 @@ class FusedSelfAttnProcessor:
         return attn.to_out[1](attn.to_out[0](_attend(attn, q, k, v)))
 
 
+class SingleTokenCrossAttnProcessor:
+    """Cross-attention ``attn2`` when the context is one token (CHAMP's CLIP image embedding).
+
+    Softmax over a single key is exactly 1, so every query's output is ``to_out(to_v(c))``:
+    the query projection, the score product and the per-token output projection are skipped
+    (under ``torch.compile`` the unused ``norm2`` goes too). About a tenth of a transformer
+    block's projection work at every level; same result as the full attention. Longer
+    contexts or masks take diffusers' SDPA processor.
+    """
+
+    def __init__(self) -> None:
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        self.fallback = AttnProcessor2_0()
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        c = encoder_hidden_states
+        if (
+            c is None
+            or c.shape[1] != 1
+            or attention_mask is not None
+            or attn.norm_cross is not None
+            or attn.residual_connection
+            or hidden_states.ndim != 3
+        ):
+            return self.fallback(attn, hidden_states, c, attention_mask, temb, **kwargs)
+        out = attn.to_out[1](attn.to_out[0](attn.to_v(c)))  # (B, 1, C)
+        if attn.rescale_output_factor != 1.0:
+            out = out / attn.rescale_output_factor
+        return out.expand(-1, hidden_states.shape[1], -1)
+
+
 @torch.no_grad()
 def fuse_qkv(model: nn.Module) -> int:
     """Give every bias-free self-attention one fused [Wq; Wk; Wv] projection (a processor
@@ -164,11 +196,14 @@ def prepare_reference(unet: nn.Module, bank: ReferenceBank) -> None:
 
 
 def install_reference_processors(unet: nn.Module) -> _Control:
-    """Give every spatial transformer block's ``attn1`` a reference processor sharing one control."""
+    """Give every spatial transformer block's ``attn1`` a reference processor sharing one
+    control, and its ``attn2`` the single-token cross-attention shortcut."""
     from diffusers.models.attention import BasicTransformerBlock
 
     control = _Control()
     for name, mod in unet.named_modules():
         if isinstance(mod, BasicTransformerBlock) and ".motion_modules." not in name:
             mod.attn1.set_processor(ReferenceAttnProcessor(name, control))
+            if mod.attn2 is not None:
+                mod.attn2.set_processor(SingleTokenCrossAttnProcessor())
     return control
