@@ -99,7 +99,8 @@ def sdpa(backends):
 
 def check_temporal_kernel(dev, dtype, frames: int, h: int, w: int) -> dict:
     """Triton temporal attention vs SDPA at the motion modules' real shapes (CFG batch of 2):
-    max abs / relative L2 difference and kernel time (events, median of 20)."""
+    max abs / relative L2 difference and kernel time (events, median of 20) for the autotuned
+    custom op and for each fixed configuration of the kernel."""
     import torch.nn.functional as F
 
     from stm2pe_core.models import temporal_triton
@@ -126,7 +127,8 @@ def check_temporal_kernel(dev, dtype, frames: int, h: int, w: int) -> dict:
         )
         ref = ref.transpose(1, 2).reshape(b, frames, c)
         a, t = sdpa_path().float(), tri_path().float()
-        res[f"level{level}_c{c}_b{b}"] = {
+        row = {
+            "bytes_moved_mb": 4 * q.numel() * q.element_size() / 1e6,
             "sdpa_ms": 1000 * median(cuda_time(sdpa_path, reps=20, warmup=3)),
             "triton_ms": 1000 * median(cuda_time(tri_path, reps=20, warmup=3)),
             "sdpa_vs_fp32_rel": float((a - ref).norm() / ref.norm()),
@@ -134,7 +136,23 @@ def check_temporal_kernel(dev, dtype, frames: int, h: int, w: int) -> dict:
             "triton_vs_sdpa_maxabs": float((a - t).abs().max()),
             "finite": bool(torch.isfinite(t).all()),
         }
-        print("kernel", json.dumps(res[f"level{level}_c{c}_b{b}"]), flush=True)
+        for cf in temporal_triton.CONFIGS:
+            cfg = dict(cf.kwargs, num_warps=cf.num_warps)
+            if cfg["BLOCK_M"] < frames:
+                continue
+            name = "cfg_m{BLOCK_M}_h{HEADS_PER_PROG}_w{num_warps}".format(**cfg)
+            row[name + "_ms"] = 1000 * median(
+                cuda_time(
+                    lambda cfg=cfg, q=q, k=k, v=v, d=d, heads=heads: temporal_triton.launch(
+                        q, k, v, heads, d**-0.5, cfg
+                    ),
+                    reps=10,
+                    warmup=2,
+                )
+            )
+        row["autotuned"] = {str(key): str(val) for key, val in temporal_triton._tuned.cache.items()}
+        res[f"level{level}_c{c}_b{b}"] = row
+        print("kernel", json.dumps(row), flush=True)
     return res
 
 
@@ -245,6 +263,7 @@ def main() -> int:
         action="store_true",
         help="triton temporal kernel vs SDPA, and each compiled variant's window output vs eager",
     )
+    ap.add_argument("--check-spatial", action="store_true", help="80x80 spatial attention per SDPA backend")
     ap.add_argument("--decode-chunks", default="8", help="compiled VAE decode chunk sizes to time")
     ap.add_argument(
         "--extras-first", action="store_true", help="time guidance encoders / decode before the UNet variants"
@@ -287,7 +306,8 @@ def main() -> int:
         print("extra", json.dumps(extra), flush=True)
     if args.check and dev.type == "cuda":
         extra["temporal_kernel_check"] = check_temporal_kernel(dev, torch.bfloat16, 28, h, w)
-        extra["spatial_attention_check"] = check_spatial_attention(dev, torch.bfloat16, 28, h, w)
+        if args.check_spatial:
+            extra["spatial_attention_check"] = check_spatial_attention(dev, torch.bfloat16, 28, h, w)
         if args.out:
             Path(args.out).write_text(json.dumps({"info": info, "results": results, "extra": extra}, indent=1))
     cache: dict = {}
@@ -311,6 +331,12 @@ def main() -> int:
             set_temporal_attention(den, "math")
         if "ttri" in parts:  # persists: list such variants last
             set_temporal_attention(den, "triton")
+        if "xfull" in parts:  # persists: list such variants last (cross-attention without the one-token shortcut)
+            from diffusers.models.attention_processor import AttnProcessor2_0
+
+            for mod in den.modules():
+                if getattr(mod, "attn2", None) is not None:
+                    mod.attn2.set_processor(AttnProcessor2_0())
         if "compile" in parts:
             torch._dynamo.reset()
             unet = torch.compile(den, dynamic=False)

@@ -1,15 +1,22 @@
 """Temporal self-attention for short sequences as one Triton kernel (CUDA only).
 
 The motion modules attend over <= 32 frames at every spatial position: at 80x80 latents
-that is 2 x 6400 x 8 tiny (28 x 40) problems per call. Fused attention kernels tile 64-128
-queries per block and need the heads split out of the (batch, frames, channels) layout, so
-they run ~8x above the memory bound there. Here one program handles one (position, head)
-sequence straight from the projection outputs' layout: q/k/v read once, the output written
-once in the layout ``to_out`` takes. Same math as SDPA (fp32 scores and softmax, the
-unnormalised probabilities cast to the input dtype for the value product, then divided by
-the row sum, as flash-attention kernels do).
+that is 2 x 6400 x 8 tiny (28 x 40) problems per call, pure memory traffic. Fused attention
+kernels tile 64-128 queries of *one* sequence and need the heads split out of the
+(batch, frames, channels) layout, so they run far above the memory bound there.
 
-Imported only when this attention is chosen (``set_temporal_attention(model, "triton")``).
+Here one program takes ``BLOCK_M // n`` whole consecutive sequences — one contiguous run of
+rows of the projection outputs — and attends within each of them through a block-diagonal
+mask (the wasted score products are free: the kernel is bound by memory, not math). It
+loops over ``HEADS_PER_PROG`` heads, so a program reads whole rows once instead of 80-byte
+slivers. q/k/v are read once and the output is written once, in the layout ``to_out``
+takes. Same math as SDPA (fp32 scores and softmax, probabilities cast to the input dtype for
+the value product, then divided by the row sum, as flash-attention kernels do).
+
+The launch is a ``torch.library`` custom op, so ``torch.compile`` treats it as one opaque
+call with contiguous inputs instead of re-tracing the kernel into its graph (which ran it
+2.5x slower). Imported only when this attention is chosen
+(``set_temporal_attention(model, "triton")``).
 """
 
 from __future__ import annotations
@@ -20,6 +27,12 @@ import triton.language as tl
 
 MAX_SEQ = 32
 
+# (BLOCK_M rows per program, heads per program, warps): tried per shape on the first call
+CONFIGS = [
+    triton.Config({"BLOCK_M": bm, "HEADS_PER_PROG": hp}, num_warps=w)
+    for bm, hp, w in [(32, 1, 4), (64, 1, 4), (64, 8, 4), (128, 8, 8), (64, 2, 4), (128, 2, 8)]
+]
+
 
 @triton.jit
 def _temporal_attn_kernel(
@@ -27,31 +40,48 @@ def _temporal_attn_kernel(
     k_ptr,
     v_ptr,
     o_ptr,
+    rows_total,
     n,
     c,
     d,
     heads,
     scale,
-    BLOCK_N: tl.constexpr,
+    BLOCK_M: tl.constexpr,
     BLOCK_D: tl.constexpr,
+    HEADS_PER_PROG: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    b = pid // heads
-    h = pid % heads
-    base = b.to(tl.int64) * n * c + h * d
-    rows = tl.arange(0, BLOCK_N)
+    seqs = BLOCK_M // n  # whole sequences per program (n <= BLOCK_M)
+    row0 = tl.program_id(0).to(tl.int64) * seqs * n
+    r = tl.arange(0, BLOCK_M)
+    row = row0 + r
+    valid = (r < seqs * n) & (row < rows_total)
+    seq = r // n
+    # attend within the own sequence only; the diagonal keeps padding rows finite
+    allowed = ((seq[:, None] == seq[None, :]) & valid[None, :]) | (r[:, None] == r[None, :])
     cols = tl.arange(0, BLOCK_D)
-    offs = base + rows[:, None] * c + cols[None, :]
-    mask = (rows[:, None] < n) & (cols[None, :] < d)
-    q = tl.load(q_ptr + offs, mask=mask, other=0.0)
-    k = tl.load(k_ptr + offs, mask=mask, other=0.0)
-    v = tl.load(v_ptr + offs, mask=mask, other=0.0)
-    s = tl.dot(q, tl.trans(k)) * scale
-    s = tl.where(rows[None, :] < n, s, float("-inf"))
-    p = tl.exp(s - tl.max(s, 1)[:, None])
-    denom = tl.sum(p, 1)
-    o = tl.dot(p.to(v.dtype), v) / denom[:, None]
-    tl.store(o_ptr + offs, o.to(o_ptr.dtype.element_ty), mask=mask)
+    mask = valid[:, None] & (cols[None, :] < d)
+    for i in tl.static_range(HEADS_PER_PROG):
+        h = tl.program_id(1) * HEADS_PER_PROG + i
+        offs = row[:, None] * c + h * d + cols[None, :]
+        q = tl.load(q_ptr + offs, mask=mask, other=0.0)
+        k = tl.load(k_ptr + offs, mask=mask, other=0.0)
+        v = tl.load(v_ptr + offs, mask=mask, other=0.0)
+        s = tl.dot(q, tl.trans(k)) * scale
+        s = tl.where(allowed, s, float("-inf"))
+        p = tl.exp(s - tl.max(s, 1)[:, None])
+        denom = tl.sum(p, 1)
+        o = tl.dot(p.to(v.dtype), v) / denom[:, None]
+        tl.store(o_ptr + offs, o.to(o_ptr.dtype.element_ty), mask=mask)
+
+
+def _fitting(configs, named_args, **kwargs):
+    n, heads = named_args["n"], named_args["heads"]
+    return [cf for cf in configs if cf.kwargs["BLOCK_M"] >= n and heads % cf.kwargs["HEADS_PER_PROG"] == 0]
+
+
+_tuned = triton.autotune(configs=CONFIGS, key=["n", "c", "heads"], prune_configs_by={"early_config_prune": _fitting})(
+    _temporal_attn_kernel
+)
 
 
 def supported(q: torch.Tensor, heads: int) -> bool:
@@ -60,26 +90,44 @@ def supported(q: torch.Tensor, heads: int) -> bool:
     return q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and n <= MAX_SEQ and c % heads == 0
 
 
-def temporal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, scale: float) -> torch.Tensor:
-    """softmax(q k^T * scale) v per head over dim 1; q, k, v, result: (B, N, C), C = heads * d."""
+def _grid(rows: int, n: int, heads: int):
+    return lambda meta: (triton.cdiv(rows, (meta["BLOCK_M"] // n) * n), heads // meta["HEADS_PER_PROG"])
+
+
+def launch(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, scale: float, config: dict | None = None
+) -> torch.Tensor:
+    """Run the kernel: autotuned per (n, c, heads), or with ``config`` = {BLOCK_M, HEADS_PER_PROG,
+    num_warps} (benchmarks and the CPU interpreter test)."""
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     b, n, c = q.shape
     d = c // heads
+    if n > MAX_SEQ:
+        raise ValueError(f"temporal attention kernel takes at most {MAX_SEQ} frames, got {n}")
     out = torch.empty_like(q)
-    block_n = max(16, triton.next_power_of_2(n))
     block_d = max(16, triton.next_power_of_2(d))
-    _temporal_attn_kernel[(b * heads,)](
-        q,
-        k,
-        v,
-        out,
-        n,
-        c,
-        d,
-        heads,
-        scale,
-        BLOCK_N=block_n,
-        BLOCK_D=block_d,
-        num_warps=4 if block_d <= 128 else 8,
-    )
+    args = (q, k, v, out, b * n, n, c, d, heads, scale)
+    if config is None:
+        _tuned[_grid(b * n, n, heads)](*args, BLOCK_D=block_d)
+    else:
+        cfg = dict(config)
+        warps = cfg.pop("num_warps", 4)
+        if heads % cfg["HEADS_PER_PROG"] or cfg["BLOCK_M"] < n:
+            raise ValueError(f"config {config} does not fit n={n}, heads={heads}")
+        _temporal_attn_kernel[_grid(b * n, n, heads)(cfg)](*args, BLOCK_D=block_d, num_warps=warps, **cfg)
     return out
+
+
+@torch.library.custom_op("stm2pe::temporal_attention", mutates_args=())
+def _temporal_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, scale: float) -> torch.Tensor:
+    return launch(q, k, v, heads, scale)
+
+
+@_temporal_attention_op.register_fake
+def _(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, scale: float) -> torch.Tensor:
+    return torch.empty_like(q, memory_format=torch.contiguous_format)
+
+
+def temporal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, scale: float) -> torch.Tensor:
+    """softmax(q k^T * scale) v per head over dim 1; q, k, v, result: (B, N, C), C = heads * d."""
+    return _temporal_attention_op(q, k, v, heads, float(scale))
