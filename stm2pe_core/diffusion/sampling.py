@@ -146,6 +146,7 @@ def denoise_segment(
     return latents.float().cpu()
 
 
+@torch.no_grad()
 def segment_guidance(
     models,
     frames: slice,
@@ -178,7 +179,7 @@ def segment_guidance(
             raise InputError(
                 f"guidance set {guidance_set} needs {t} maps but the GUIDANCE_MAPS input has {sorted(guidance_maps.maps)}"
             )
-        x = maps_to_tensor(guidance_maps.maps[t][frames])
+        x = maps_to_tensor(guidance_maps.maps[t][frames], device=models.device)
         if tuple(x.shape[-2:]) != (h, w):  # CHAMP resizes the maps to the working size
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
         maps[t] = x

@@ -120,6 +120,8 @@ def maps_to_tensor(maps, device=None, dtype=None) -> torch.Tensor:
         t = t[:, :3]
     if t.shape[1] != 3:
         raise InputError(f"guidance maps need 3 colour channels, got shape {tuple(t.shape)}")
+    if device is not None:  # move the compact form (uint8: a quarter of float32) before converting
+        t = t.to(device)
     t = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
     return t.to(device=device, dtype=dtype or torch.float32)
 

@@ -296,6 +296,8 @@ def load_models(
         for t in guidance_types
         if with_guidance_encoders
     }
+    for net in (den, ref, vae, clip, *encs.values()):  # inference only: never record autograd graphs
+        net.requires_grad_(False)
     sources = {k: str(v) for k, v in files.items()}
     if compile and dev.type != "cuda":
         log.warning("STM2PE: compile is for CUDA devices; running %s uncompiled", dev.type)
