@@ -184,7 +184,10 @@ def segment_guidance(
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
         maps[t] = x
     with models.use("guidance_encoders"):
-        return sum_guidance(models.guidance_encoders, maps, types=types, chunk=chunk).float().cpu()
+        feats = sum_guidance(models.guidance_encoders, maps, types=types, chunk=chunk)
+    # offload=idle keeps the GPU for the network in use; otherwise stay on the device (the
+    # denoiser takes the features in its own dtype: no round trip through host memory)
+    return feats.float().cpu() if getattr(models, "offload", "none") == "idle" else feats
 
 
 def denoise_video_segment(
