@@ -72,7 +72,17 @@ class STM2PELoadModels:
                         "tooltip": "which CHAMP guidance encoders to load (none: M2PEnc guidance only)",
                     },
                 ),
-            }
+            },
+            "optional": {
+                "compile": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "CUDA: torch.compile the denoising UNet and VAE decoder (use bf16). The first "
+                        "segment of each window size compiles for 1-2 min; then segments run ~1.6x faster",
+                    },
+                ),
+            },
         }
 
     RETURN_TYPES = (MODELS,)

@@ -80,7 +80,7 @@ def _models_tree(root: Path, guidance: str) -> Path:
 @pytest.mark.slow
 def test_photoreal_with_rendered_pose_guidance(tmp_path, song, tiny_m2penc, photo, monkeypatch):  # noqa: F811
     monkeypatch.setenv("STM2PE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(pipeline, "load_photoreal", lambda tree, guidance, device: tiny_stack(guidance))
+    monkeypatch.setattr(pipeline, "load_photoreal", lambda tree, guidance, device, **kw: tiny_stack(guidance))
     models = _models_tree(tmp_path / "models", "P")
     out = tmp_path / "me.mp4"
     seen = []
@@ -104,7 +104,7 @@ def test_photoreal_with_m2penc_guidance_head(tmp_path, song, photo, monkeypatch)
     from stm2pe_core.models.m2penc import M2PEnc
 
     monkeypatch.setenv("STM2PE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(pipeline, "load_photoreal", lambda tree, guidance, device: tiny_stack(guidance))
+    monkeypatch.setattr(pipeline, "load_photoreal", lambda tree, guidance, device, **kw: tiny_stack(guidance))
     torch.manual_seed(0)
     m2p = M2PEnc(
         channels=16, num_layers=1, num_heads=2, head_channels=8, smpl_hidden=32, window=30, window_overlap=6,
@@ -126,7 +126,7 @@ def test_default_guidance_without_guidance_head_uses_rendered_maps(tmp_path, son
     monkeypatch.setenv("STM2PE_CACHE", str(tmp_path / "cache"))
     asked = []
     monkeypatch.setattr(
-        pipeline, "load_photoreal", lambda tree, guidance, device: asked.append(guidance) or tiny_stack(guidance)
+        pipeline, "load_photoreal", lambda tree, guidance, device, **kw: asked.append(guidance) or tiny_stack(guidance)
     )
     res = pipeline.dance(
         pipeline.DanceRequest(
