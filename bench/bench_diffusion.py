@@ -138,9 +138,9 @@ def check_temporal_kernel(dev, dtype, frames: int, h: int, w: int) -> dict:
         }
         for cf in temporal_triton.CONFIGS:
             cfg = dict(cf.kwargs, num_warps=cf.num_warps)
-            if cfg["BLOCK_M"] < frames:
+            if not temporal_triton._fits(cfg, b * frames, frames, heads):
                 continue
-            name = "cfg_m{BLOCK_M}_h{HEADS_PER_PROG}_w{num_warps}".format(**cfg)
+            name = "cfg_m{BLOCK_M}_h{HEADS_PER_PROG}_w{num_warps}_hf{HEADS_FAST}".format(**cfg)
             row[name + "_ms"] = 1000 * median(
                 cuda_time(
                     lambda cfg=cfg, q=q, k=k, v=v, d=d, heads=heads: temporal_triton.launch(

@@ -21,7 +21,8 @@ SCRIPT = textwrap.dedent(
     torch.manual_seed(0)
     worst = 0.0
     shapes = [(5, 28, 64, 8), (3, 24, 32, 2), (7, 7, 48, 4), (2, 32, 40, 1)]
-    configs = [dict(BLOCK_M=32, HEADS_PER_PROG=1), dict(BLOCK_M=64, HEADS_PER_PROG=2), dict(BLOCK_M=128, HEADS_PER_PROG=1)]
+    configs = [dict(BLOCK_M=32, HEADS_PER_PROG=1), dict(BLOCK_M=32, HEADS_PER_PROG=1, HEADS_FAST=1),
+               dict(BLOCK_M=64, HEADS_PER_PROG=2), dict(BLOCK_M=128, HEADS_PER_PROG=1, HEADS_FAST=1)]
     for (b, n, c, heads), cfg in itertools.product(shapes, configs):
         if heads % cfg["HEADS_PER_PROG"]:
             continue

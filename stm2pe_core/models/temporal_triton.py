@@ -27,10 +27,21 @@ import triton.language as tl
 
 MAX_SEQ = 32
 
-# (BLOCK_M rows per program, heads per program, warps): tried per shape on the first call
+# (BLOCK_M rows per program, heads per program, warps, heads on the fast grid axis): tried per
+# shape on the first call. HEADS_FAST=1 puts the heads of the same rows in neighbouring programs
+# (they share DRAM rows); 0 puts neighbouring sequences of one head side by side.
 CONFIGS = [
-    triton.Config({"BLOCK_M": bm, "HEADS_PER_PROG": hp}, num_warps=w)
-    for bm, hp, w in [(32, 1, 4), (64, 1, 4), (64, 8, 4), (128, 8, 8), (64, 2, 4), (128, 2, 8)]
+    triton.Config({"BLOCK_M": bm, "HEADS_PER_PROG": hp, "HEADS_FAST": hf}, num_warps=w)
+    for bm, hp, w, hf in [
+        (32, 1, 4, 1),
+        (32, 1, 4, 0),
+        (64, 1, 4, 1),
+        (64, 1, 4, 0),
+        (64, 2, 4, 0),
+        (64, 8, 4, 0),
+        (128, 2, 8, 0),
+        (128, 8, 8, 0),
+    ]
 ]
 
 
@@ -49,9 +60,14 @@ def _temporal_attn_kernel(
     BLOCK_M: tl.constexpr,
     BLOCK_D: tl.constexpr,
     HEADS_PER_PROG: tl.constexpr,
+    HEADS_FAST: tl.constexpr,
 ):
+    if HEADS_FAST:
+        pid_rows, pid_head = tl.program_id(1), tl.program_id(0)
+    else:
+        pid_rows, pid_head = tl.program_id(0), tl.program_id(1)
     seqs = BLOCK_M // n  # whole sequences per program (n <= BLOCK_M)
-    row0 = tl.program_id(0).to(tl.int64) * seqs * n
+    row0 = pid_rows.to(tl.int64) * seqs * n
     r = tl.arange(0, BLOCK_M)
     row = row0 + r
     valid = (r < seqs * n) & (row < rows_total)
@@ -61,7 +77,7 @@ def _temporal_attn_kernel(
     cols = tl.arange(0, BLOCK_D)
     mask = valid[:, None] & (cols[None, :] < d)
     for i in tl.static_range(HEADS_PER_PROG):
-        h = tl.program_id(1) * HEADS_PER_PROG + i
+        h = pid_head * HEADS_PER_PROG + i
         offs = row[:, None] * c + h * d + cols[None, :]
         q = tl.load(q_ptr + offs, mask=mask, other=0.0)
         k = tl.load(k_ptr + offs, mask=mask, other=0.0)
@@ -74,9 +90,19 @@ def _temporal_attn_kernel(
         tl.store(o_ptr + offs, o.to(o_ptr.dtype.element_ty), mask=mask)
 
 
+MAX_GRID_Y = 65535  # CUDA limit of the second grid axis
+
+
+def _fits(cfg: dict, rows: int, n: int, heads: int) -> bool:
+    if cfg["BLOCK_M"] < n or heads % cfg["HEADS_PER_PROG"]:
+        return False
+    blocks = triton.cdiv(rows, (cfg["BLOCK_M"] // n) * n)
+    return blocks <= MAX_GRID_Y if cfg.get("HEADS_FAST") else heads // cfg["HEADS_PER_PROG"] <= MAX_GRID_Y
+
+
 def _fitting(configs, named_args, **kwargs):
-    n, heads = named_args["n"], named_args["heads"]
-    return [cf for cf in configs if cf.kwargs["BLOCK_M"] >= n and heads % cf.kwargs["HEADS_PER_PROG"] == 0]
+    rows, n, heads = named_args["rows_total"], named_args["n"], named_args["heads"]
+    return [cf for cf in configs if _fits(cf.kwargs, rows, n, heads)]
 
 
 _tuned = triton.autotune(configs=CONFIGS, key=["n", "c", "heads"], prune_configs_by={"early_config_prune": _fitting})(
@@ -91,14 +117,18 @@ def supported(q: torch.Tensor, heads: int) -> bool:
 
 
 def _grid(rows: int, n: int, heads: int):
-    return lambda meta: (triton.cdiv(rows, (meta["BLOCK_M"] // n) * n), heads // meta["HEADS_PER_PROG"])
+    def grid(meta):
+        blocks, head_groups = triton.cdiv(rows, (meta["BLOCK_M"] // n) * n), heads // meta["HEADS_PER_PROG"]
+        return (head_groups, blocks) if meta["HEADS_FAST"] else (blocks, head_groups)
+
+    return grid
 
 
 def launch(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, scale: float, config: dict | None = None
 ) -> torch.Tensor:
     """Run the kernel: autotuned per (n, c, heads), or with ``config`` = {BLOCK_M, HEADS_PER_PROG,
-    num_warps} (benchmarks and the CPU interpreter test)."""
+    [HEADS_FAST], [num_warps]} (benchmarks and the CPU interpreter test)."""
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     b, n, c = q.shape
     d = c // heads
@@ -110,10 +140,10 @@ def launch(
     if config is None:
         _tuned[_grid(b * n, n, heads)](*args, BLOCK_D=block_d)
     else:
-        cfg = dict(config)
+        cfg = {"HEADS_FAST": 0, **config}
         warps = cfg.pop("num_warps", 4)
-        if heads % cfg["HEADS_PER_PROG"] or cfg["BLOCK_M"] < n:
-            raise ValueError(f"config {config} does not fit n={n}, heads={heads}")
+        if not _fits(cfg, b * n, n, heads):
+            raise ValueError(f"config {config} does not fit {b} sequences of n={n}, heads={heads}")
         _temporal_attn_kernel[_grid(b * n, n, heads)(cfg)](*args, BLOCK_D=block_d, num_warps=warps, **cfg)
     return out
 
