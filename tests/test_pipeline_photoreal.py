@@ -172,3 +172,41 @@ def test_load_photoreal_names_the_missing_file_and_checks_keys(tmp_path):
     torch.save({"conv_in.weight": torch.zeros(1)}, tmp_path / "champ" / "denoising_unet.pth")
     with pytest.raises(WeightsError, match="denoising_unet.pth"):
         pipeline.load_photoreal(tree, "P", "cpu")
+
+
+def test_cli_speed_options_reach_loader_and_sampler(tmp_path, song, tiny_m2penc, photo, monkeypatch):  # noqa: F811
+    """`dance --compile --context 6 --context-overlap 2`: the loader is asked to compile, every
+    segment is denoised with 6-frame windows overlapping by 2."""
+    import argparse
+
+    from stm2pe_core.diffusion import sampling
+
+    monkeypatch.setenv("STM2PE_CACHE", str(tmp_path / "cache"))
+    asked: dict = {}
+
+    def fake_load(tree, guidance, device, compile=False):
+        asked["compile"] = compile
+        return tiny_stack(guidance)
+
+    monkeypatch.setattr(pipeline, "load_photoreal", fake_load)
+    windows = []
+    real = sampling.denoise_segment
+
+    def spy(*a, **k):
+        windows.append((k["context_size"], k["context_overlap"]))
+        return real(*a, **k)
+
+    monkeypatch.setattr(sampling, "denoise_segment", spy)
+    models = _models_tree(tmp_path / "models", "P")
+    parser = argparse.ArgumentParser()
+    pipeline.register(parser.add_subparsers())
+    args = parser.parse_args(
+        ["dance", "--music", str(song), "--image", str(photo), "--models", str(models), "--guidance", "P",
+         "--m2penc", str(tiny_m2penc), "--size", "64", "--steps", "1", "--seconds", "1.0", "--segment-frames", "12",
+         "--overlap", "4", "--device", "cpu", "--compile", "--context", "6", "--context-overlap", "2",
+         "--out", str(tmp_path / "fast.mp4")]
+    )  # fmt: skip
+    assert args.func(args) == 0
+    assert asked == {"compile": True}
+    assert windows and set(windows) == {(6, 2)}
+    assert video_info(tmp_path / "fast.mp4").frames == 15
