@@ -11,7 +11,7 @@ import logging
 
 log = logging.getLogger("STM2PE")
 
-_MODULES = ("music", "motion", "m2penc", "diffusion", "video")
+_MODULES = ("music", "motion", "m2penc", "diffusion", "video", "routes")
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}

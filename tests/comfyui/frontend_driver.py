@@ -122,9 +122,14 @@ async def drive(url: str, workflows: list[Path], shots: Path | None, debug_port:
                     "  const p = await app.graphToPrompt();"
                     "  const widgets = {};"
                     "  for (const n of app.graph._nodes) widgets[n.id] = (n.widgets || []).map(w => [w.name, w.value]);"
+                    "  const audio = {};"  # every audio player: its source and whether the server serves it
+                    "  for (const n of app.graph._nodes) for (const w of (n.widgets || [])) {"
+                    "    const src = w.name === 'audioUI' ? w.element?.src : null;"
+                    "    if (src) { const r = await fetch(src); audio[n.id] = [src, r.status, r.headers.get('content-type')]; }"
+                    "  }"
                     "  app.canvas.ds.offset = [80 + (wf.extra?.ds?.offset?.[0] ?? 0), 40];"
                     "  app.canvas.ds.scale = 0.6; app.canvas.setDirty(true, true);"
-                    "  return JSON.stringify({unknown, output: p.output, widgets});"
+                    "  return JSON.stringify({unknown, output: p.output, widgets, audio});"
                     "})()"
                 )
                 value = json.loads(await page.evaluate(js))

@@ -66,3 +66,31 @@ def test_frontend_loads_workflow_and_exports_our_api_copy(path: Path, frontend: 
         assert got["class_type"] == node["class_type"]
         assert got_inputs == node["inputs"], f"node {node_id} ({node['class_type']})"
         assert got["_meta"]["title"] == node["_meta"]["title"]
+
+
+@pytest.mark.slow
+def test_audio_players_can_play_their_files_including_the_bundled_song(frontend: dict) -> None:
+    """Every Load Music player in the example graphs gets a URL the server answers with audio;
+    the bundled demo song (not in input/) comes from the pack's own route."""
+    players = {(stem, nid): v for stem, seen in frontend.items() for nid, v in seen.get("audio", {}).items()}
+    assert players, "no audio player found in the example workflows"
+    bundled = [v for v in players.values() if "/stm2pe/bundled/demo_song.ogg" in v[0]]
+    assert bundled, f"no player points at the bundled song: {players}"
+    for (stem, nid), (src, status, ctype) in players.items():
+        assert status == 200, f"{stem} node {nid}: {src} -> HTTP {status}"
+        assert (ctype or "").startswith("audio/"), f"{stem} node {nid}: {src} is {ctype}"
+
+
+def test_bundled_route_serves_only_bundled_files(comfy: ComfyServer) -> None:
+    import urllib.error
+    import urllib.request
+
+    from stm2pe_core.audio.load import DEMO_SONG
+
+    with urllib.request.urlopen(f"{comfy.base_url}/stm2pe/bundled/demo_song.ogg", timeout=30) as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith("audio/ogg")
+        assert resp.read() == DEMO_SONG.read_bytes()
+    for bad in ("m2penc_default.safetensors", "..%2F..%2Fnodes%2Froutes.py", "nothing.ogg"):
+        with pytest.raises(urllib.error.HTTPError) as ei:
+            urllib.request.urlopen(f"{comfy.base_url}/stm2pe/bundled/{bad}", timeout=30)
+        assert ei.value.code == 404
