@@ -79,7 +79,7 @@ class STM2PELoadModels:
                     {
                         "default": False,
                         "tooltip": "CUDA: torch.compile the denoising UNet and VAE decoder (use bf16). The first "
-                        "segment of each window size compiles for 1-2 min; then segments run ~1.6x faster",
+                        "segment of each window size compiles for 1-2 min; then segments run ~1.5x faster",
                     },
                 ),
             },

@@ -571,7 +571,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--compile",
         action="store_true",
-        help="CUDA: torch.compile the denoiser and VAE decoder (bf16; ~1-2 min once, then ~1.6x faster segments)",
+        help="CUDA: torch.compile the denoiser and VAE decoder (bf16; ~1-2 min once, then ~1.5x faster segments)",
     )
     p.add_argument("--context", type=int, default=24, help="motion-module window in frames (1-32; CHAMP: 24)")
     p.add_argument(

@@ -263,8 +263,9 @@ def load_models(
 
     ``compile`` wraps the denoising UNet and the VAE decoder in ``torch.compile`` (CUDA only;
     ignored elsewhere) and gives the motion modules the Triton temporal attention (SDPA where
-    triton is missing): ~1 min of compiling on the first segment, then ~1.37x faster steps and
-    1.6x faster decoding (bench/RESULTS.md). The decoder then wants one chunk size throughout.
+    triton is missing): 1-2 min of compiling on the first segment of each window size, then
+    ~1.5x faster segments in bf16 (bench/RESULTS.md, "Third pass"). The decoder then wants one
+    chunk size throughout.
     """
     from ..models.encoders import load_clip, load_vae
     from ..models.guidance_encoder import ablation_types, load_guidance_encoder
