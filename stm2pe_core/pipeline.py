@@ -183,10 +183,13 @@ def dance(request: DanceRequest, progress: Progress | None = None) -> DanceResul
     from concurrent.futures import ThreadPoolExecutor
 
     timer = _Timer()
-    if not request.music.is_file():
-        raise InputError(f"{request.music}: music file not found. Check the path given to --music")
-    if request.image is not None and not request.image.is_file():
-        raise InputError(f"{request.image}: image not found. Check the path given to --image")
+    for path, what, flag in ((request.music, "music file", "--music"), (request.image, "image", "--image")):
+        if path is not None and path.is_dir():
+            raise InputError(
+                f"{path}: is a folder, not {'an' if what[0] in 'aeiou' else 'a'} {what}. Give {flag} one file"
+            )
+        if path is not None and not path.is_file():
+            raise InputError(f"{path}: {what} not found. Check the path given to {flag}")
     tree = ModelTree(request.models) if request.models is not None else ModelTree.default()
     # decoding + beat tracking (librosa/numba start-up) and, for the preview, building the body
     # overlap with torch and the M2PEnc loading

@@ -171,3 +171,13 @@ def test_readme_main_command_with_nothing_downloaded(tmp_path):
     assert info.frames > 15 * 10 and info.audio_codec == "aac"
     assert abs(info.audio_duration - info.duration) <= 1 / 15
     assert "denoising_unet.pth" in proc.stdout
+
+
+def test_folder_given_as_music_or_image_is_named(tmp_path):
+    with pytest.raises(InputError, match="is a folder, not a music file. Give --music one file"):
+        dance(DanceRequest(music=tmp_path, out=tmp_path / "x.mp4"))
+    song = tmp_path / "s.ogg"
+    song.write_bytes(b"x")
+    with pytest.raises(InputError, match="is a folder, not an image. Give --image one file"):
+        dance(DanceRequest(music=song, image=tmp_path, out=tmp_path / "x.mp4"))
+    assert not (tmp_path / "x.mp4").exists()
