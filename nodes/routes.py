@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from .music import BUNDLED_SONG, DEMO_SONG
+from ..stm2pe_core.audio.load import DEMO_SONG
 
 log = logging.getLogger("STM2PE")
 
 ROUTE = "/stm2pe/bundled/{name}"
-BUNDLED_FILES = {DEMO_SONG.name: DEMO_SONG}  # url name -> file
+BUNDLED_FILES = {DEMO_SONG.name: DEMO_SONG}  # url name -> file (web/js maps the combo choice to it)
 NODE_CLASS_MAPPINGS: dict[str, type] = {}  # routes only; keeps the node-module contract
-
-
-def bundled_url_name(choice: str) -> str | None:
-    """Combo value -> the file name under ``/stm2pe/bundled/`` (None: not a bundled file)."""
-    return DEMO_SONG.name if choice == BUNDLED_SONG else None
 
 
 def register() -> bool:
