@@ -46,3 +46,24 @@ def tqdm_progress(desc: str, *, disable: bool | None = None) -> Progress:
             state.pop("bar", None)
 
     return update
+
+
+def announce_compile(module: object, key: tuple, what: str) -> bool:
+    """Warn once per input shape before a ``torch.compile``d module compiles it.
+
+    Compiling takes a minute or more with no step finished, so a progress bar would sit at 0
+    and look hung. Returns True when the message was given (a new shape of a compiled module).
+    """
+    if getattr(module, "_orig_mod", None) is None:  # not compiled
+        return False
+    seen = getattr(module, "_stm2pe_compiled_shapes", None)
+    if seen is None:
+        seen = set()
+        object.__setattr__(module, "_stm2pe_compiled_shapes", seen)
+    if key in seen:
+        return False
+    seen.add(key)
+    import logging
+
+    logging.getLogger("STM2PE").warning("STM2PE: compiling %s (once per size; the progress bar waits meanwhile)", what)
+    return True

@@ -180,3 +180,41 @@ def test_reference_image_fitting():
     torch.testing.assert_close(pad[0, 32], torch.ones(3))  # white letterbox above the image
     with pytest.raises(InputError, match="multiple of 8"):
         fit_image(rgb, 60, 64)
+
+
+class _CompiledStandIn(torch.nn.Module):
+    """Looks like torch.compile's OptimizedModule (``_orig_mod``) without compiling (test-only)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self._orig_mod = inner
+
+    def forward(self, *a, **k):
+        return self._orig_mod(*a, **k)
+
+    @property
+    def dtype(self):
+        return self._orig_mod.dtype
+
+    @property
+    def device(self):
+        return self._orig_mod.device
+
+
+def test_compiled_unet_announces_each_new_window_size_once(nets, caplog):
+    """A compiled denoiser compiles every new window size for minutes before its first step:
+    the user is told once per size (plain modules say nothing)."""
+    cfg, ref, den = nets
+    reference = _reference(cfg, ref, 8, 8)
+    wrapped = _CompiledStandIn(den)
+    with caplog.at_level("WARNING", logger="STM2PE"):
+        denoise_segment(den, reference, None, num_frames=6, steps=1, context_size=4, context_overlap=2)
+        assert "compiling" not in caplog.text
+        denoise_segment(wrapped, reference, None, num_frames=6, steps=1, context_size=4, context_overlap=2)
+        denoise_segment(wrapped, reference, None, num_frames=6, steps=1, context_size=4, context_overlap=2)
+        denoise_segment(wrapped, reference, None, num_frames=5, steps=1, context_size=5, context_overlap=2)
+    msgs = [r.getMessage() for r in caplog.records if "compiling" in r.getMessage()]
+    assert msgs == [
+        "STM2PE: compiling the denoising UNet for 4-frame windows at 8x8 latents (1-2 min) (once per size; the progress bar waits meanwhile)",
+        "STM2PE: compiling the denoising UNet for 5-frame windows at 8x8 latents (1-2 min) (once per size; the progress bar waits meanwhile)",
+    ]

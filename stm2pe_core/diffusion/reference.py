@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..models.reference_attention import ReferenceBank
+from ..progress import announce_compile
 
 VAE_SCALE = 0.18215  # SD1.5 latent scale, hard-coded in CHAMP
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP (CLIPImageProcessor defaults)
@@ -113,6 +114,10 @@ def vae_decode(vae, latents: torch.Tensor, chunk: int = 8, progress=None, static
     if latents.ndim == 5:
         latents = latents[0].permute(1, 0, 2, 3)
     p = next(vae.parameters())
+    size = min(max(1, chunk), latents.shape[0]) if not static_shapes else max(1, chunk)
+    announce_compile(
+        vae.decoder, ("decode", size, *latents.shape[-2:]), f"the VAE decoder for chunks of {size} (~15 s)"
+    )
     frames = []
     n = latents.shape[0]
     chunk = max(1, chunk)

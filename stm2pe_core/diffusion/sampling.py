@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError
-from ..progress import Progress
+from ..progress import Progress, announce_compile
 from ..windows import Fuse
 from .cfg import guided_prediction
 from .context import DEFAULT_CONTEXT, DEFAULT_OVERLAP, context_windows, fuse_predictions
@@ -119,6 +119,12 @@ def denoise_segment(
         prep(bank)
     gd = None if g is None else g.to(device, dtype)
     windows = context_windows(num_frames, context_size, context_overlap)
+    for length in sorted({w.length for w in windows}):
+        announce_compile(
+            unet,
+            ("unet", length, h, w, batched_cfg),
+            f"the denoising UNet for {length}-frame windows at {h}x{w} latents (1-2 min)",
+        )
     total = len(timesteps)
     preds: list[torch.Tensor] = []
     pred = x = None
