@@ -21,6 +21,8 @@ call with contiguous inputs instead of re-tracing the kernel into its graph (whi
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
@@ -137,14 +139,16 @@ def launch(
     out = torch.empty_like(q)
     block_d = max(16, triton.next_power_of_2(d))
     args = (q, k, v, out, b * n, n, c, d, heads, scale)
-    if config is None:
-        _tuned[_grid(b * n, n, heads)](*args, BLOCK_D=block_d)
-    else:
-        cfg = {"HEADS_FAST": 0, **config}
-        warps = cfg.pop("num_warps", 4)
-        if not _fits(cfg, b * n, n, heads):
-            raise ValueError(f"config {config} does not fit {b} sequences of n={n}, heads={heads}")
-        _temporal_attn_kernel[_grid(b * n, n, heads)(cfg)](*args, BLOCK_D=block_d, num_warps=warps, **cfg)
+    # launch on the tensors' GPU, not the current one (models on cuda:1, say)
+    with torch.cuda.device(q.device) if q.is_cuda else contextlib.nullcontext():
+        if config is None:
+            _tuned[_grid(b * n, n, heads)](*args, BLOCK_D=block_d)
+        else:
+            cfg = {"HEADS_FAST": 0, **config}
+            warps = cfg.pop("num_warps", 4)
+            if not _fits(cfg, b * n, n, heads):
+                raise ValueError(f"config {config} does not fit {b} sequences of n={n}, heads={heads}")
+            _temporal_attn_kernel[_grid(b * n, n, heads)(cfg)](*args, BLOCK_D=block_d, num_warps=warps, **cfg)
     return out
 
 
