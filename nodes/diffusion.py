@@ -250,7 +250,7 @@ class STM2PEDenoiseVideoSegment:
             cfg=cfg,
             seed=seed,
             context_size=context_size,
-            context_overlap=min(context_overlap, max(context_size - 1, 0)),
+            context_overlap=context_overlap,
             fuse=fuse,
             decode=decode,
             progress=_progress(steps),

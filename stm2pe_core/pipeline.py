@@ -325,8 +325,8 @@ def iter_song_latents(
     sched = make_scheduler()
     gen = torch.Generator().manual_seed(int(seed))
     n_seg = len(plan)
-    ctx = min(context_size or DEFAULT_CONTEXT, 32)
-    ctx_overlap = min(CONTEXT_OVERLAP if context_overlap is None else context_overlap, max(ctx - 1, 0))
+    ctx = context_size or DEFAULT_CONTEXT  # checked (1-32) and fitted to the segment by denoise_segment
+    ctx_overlap = CONTEXT_OVERLAP if context_overlap is None else context_overlap
 
     def init(seg: Any) -> Any:
         return noise_prior(reference.latent.float().cpu(), seg.length, sched, gen, cont.prior_signal, cont.offset_noise)
@@ -578,7 +578,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--context", type=int, default=24, help="motion-module window in frames (1-32; CHAMP: 24)")
     p.add_argument(
-        "--context-overlap", type=int, default=4, help="frames shared by neighbouring windows (27 with 3: fastest)"
+        "--context-overlap",
+        type=int,
+        default=4,
+        help="frames shared by neighbouring windows (--context 27 --context-overlap 3: fewest passes per 75 frames)",
     )
     p.set_defaults(func=_cli)
 

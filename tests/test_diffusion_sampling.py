@@ -218,3 +218,18 @@ def test_compiled_unet_announces_each_new_window_size_once(nets, caplog):
         "STM2PE: compiling the denoising UNet for 4-frame windows at 8x8 latents (1-2 min) (once per size; the progress bar waits meanwhile)",
         "STM2PE: compiling the denoising UNet for 5-frame windows at 8x8 latents (1-2 min) (once per size; the progress bar waits meanwhile)",
     ]
+
+
+def test_context_settings_checked_once_in_the_sampler(nets):
+    """The sampler owns the window checks: size 1-32 and overlap >= 0 (else a message), an
+    overlap as large as the window is fitted to size - 1 (same result as asking for it)."""
+    cfg, ref, den = nets
+    r = _reference(cfg, ref, 8, 8)
+    kw = dict(num_frames=6, steps=1, seed=3)
+    a = denoise_segment(den, r, None, context_size=4, context_overlap=4, **kw)
+    b = denoise_segment(den, r, None, context_size=4, context_overlap=3, **kw)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(InputError, match="1-32 frames"):
+        denoise_segment(den, r, None, context_size=33, **kw)
+    with pytest.raises(InputError, match="0 or more frames, got -1"):
+        denoise_segment(den, r, None, context_size=4, context_overlap=-1, **kw)

@@ -96,6 +96,8 @@ def denoise_segment(
         num_frames = int(g.shape[2])
     if not 1 <= context_size <= 32:
         raise InputError(f"context windows must hold 1-32 frames (motion modules), got {context_size}")
+    if context_overlap < 0:
+        raise InputError(f"context windows overlap by 0 or more frames, got {context_overlap}")
     h, w = (int(s) for s in reference.latent.shape[-2:])
     if g is not None and tuple(g.shape[-2:]) != (h, w):
         raise InputError(
