@@ -61,13 +61,12 @@ def _randomise(module, seed: int) -> None:
 def run_one(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
-    from diffusers import AutoencoderKL
 
     from stm2pe_core.diffusion.continuation import ContinuationConfig
     from stm2pe_core.diffusion.reference import Reference
     from stm2pe_core.diffusion.segments import plan_segments
     from stm2pe_core.diffusion.stitch import vae_decoder
-    from stm2pe_core.models.encoders import build_vae
+    from stm2pe_core.models.encoders import build_vae, tiny_vae_config
     from stm2pe_core.models.unet import DenoisingUNet, ReferenceUNet, sd15_unet_config
     from stm2pe_core.pipeline import generate_song
     from stm2pe_core.video.reader import video_info
@@ -90,14 +89,7 @@ def run_one(args: argparse.Namespace) -> dict:
             attention_head_dim=2,
             layers_per_block=1,
         )
-        vae = AutoencoderKL(
-            block_out_channels=(8, 8, 8, 8),
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=4,
-        )
+        vae = build_vae("cpu", tiny_vae_config())
     else:  # the real SD1.5 / sd-vae-ft-mse shapes, as the product builds them
         cfg = sd15_unet_config()
         vae = build_vae("cpu")

@@ -18,9 +18,9 @@ from stm2pe_core.video import video_info
 
 def tiny_stack(guidance: str):
     """Test stand-ins with the real classes: tiny UNets, a 4-block VAE (x8), a tiny CLIP, small encoders."""
-    from diffusers import AutoencoderKL
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+    from stm2pe_core.models.encoders import build_vae, tiny_vae_config
     from stm2pe_core.models.guidance_encoder import GuidanceEncoder
 
     torch.manual_seed(0)
@@ -28,14 +28,7 @@ def tiny_stack(guidance: str):
     ref, den = ReferenceUNet(cfg).eval(), DenoisingUNet(cfg).eval()
     _randomise(ref, 1)
     _randomise(den, 2)
-    vae = AutoencoderKL(
-        block_out_channels=(8, 8, 8, 8),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=4,
-    ).eval()
+    vae = build_vae(config=tiny_vae_config())
     clip = CLIPVisionModelWithProjection(
         CLIPVisionConfig(
             hidden_size=16,

@@ -5,28 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers import AutoencoderKL
 
 from stm2pe_core.diffusion.sampling import SegmentLatents
 from stm2pe_core.diffusion.segments import plan_segments
 from stm2pe_core.diffusion.stitch import stitch_segments, trim_audio, vae_decoder
 from stm2pe_core.errors import InputError
+from stm2pe_core.models.encoders import build_vae, tiny_vae_config
 from stm2pe_core.video import video_info
 from stm2pe_core.windows import fuse_windows
 
 
-def tiny_vae() -> AutoencoderKL:
+def tiny_vae():
     """Test stand-in for sd-vae-ft-mse: 2 blocks (x2 upsampling), random weights."""
     torch.manual_seed(0)
-    return AutoencoderKL(
-        block_out_channels=(8, 8),
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=4,
-        sample_size=16,
-    ).eval()
+    return build_vae(config=tiny_vae_config(blocks=2))
 
 
 def _segments(total: int, size: int, overlap: int, h: int = 6, w: int = 6) -> list[SegmentLatents]:

@@ -22,6 +22,18 @@ def vae_config() -> dict[str, Any]:
     return _config("sd_vae_ft_mse.json")
 
 
+def tiny_vae_config(blocks: int = 4) -> dict[str, Any]:
+    """sd-vae-ft-mse's layout with 8-channel blocks (x2 per extra block), for CPU tests and smoke runs."""
+    return {
+        **vae_config(),
+        "block_out_channels": [8] * blocks,
+        "down_block_types": ["DownEncoderBlock2D"] * blocks,
+        "up_block_types": ["UpDecoderBlock2D"] * blocks,
+        "layers_per_block": 1,
+        "norm_num_groups": 4,
+    }
+
+
 def clip_config() -> dict[str, Any]:
     return _config("clip_image_encoder.json")
 
